@@ -1,0 +1,321 @@
+//! The `dotgit` command (SPEC §6): `serve`, `admin`, `keys`. Commands other than `serve` work on
+//! the data dir's database directly and record invalidations, so a running server applies the
+//! change within its poll interval (SPEC §4: within 1 s).
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use dotgit_core::{Clock, Plan, SystemClock};
+use dotgit_server::{ops, Config};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dotgit",
+    version,
+    about = "dotgit: the authentication service of the .git platform"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Data directory (database, TLS certificate) [env: DOTGIT_DATA_DIR; default ./dotgit-data]
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// TOML settings file [env: DOTGIT_CONFIG]
+    #[arg(long, global = true, env = "DOTGIT_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the HTTPS server.
+    Serve(ServeArgs),
+    /// Accounts and suspension.
+    #[command(subcommand)]
+    Admin(AdminCmd),
+    /// API keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// HTTPS listen address [default 127.0.0.1:8443]
+    #[arg(long)]
+    listen: Option<String>,
+    /// Optional plain-HTTP listener that answers 403 https_required
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// Public base URL (https://…)
+    #[arg(long)]
+    public_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCmd {
+    /// Create an account; the password is read from standard input.
+    CreateAccount {
+        /// Username: a-z, 0-9 and '-'.
+        username: String,
+        /// Plan.
+        #[arg(long, default_value = "free", value_parser = ["free", "pro", "enterprise"])]
+        plan: String,
+        /// Make the account a server operator.
+        #[arg(long)]
+        operator: bool,
+    },
+    /// Suspend an account: every credential answers 403 until lifted.
+    Suspend {
+        /// Username.
+        username: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a suspension.
+    Unsuspend {
+        /// Username.
+        username: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCmd {
+    /// Create an API key and print only the key.
+    Create {
+        /// Owner's username.
+        #[arg(long)]
+        account: String,
+        /// A scope to grant (repeatable), e.g. repo:read:my-app.
+        #[arg(long = "scope", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        /// Key name (default: "cli-" + the time).
+        #[arg(long)]
+        name: Option<String>,
+        /// Expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Rotate a key and print only the new key; the old one works for the grace period.
+    Rotate {
+        /// Key id (key_…).
+        id: String,
+        /// Grace period in seconds (default 86400; 0 = old key stops at once).
+        #[arg(long)]
+        grace: Option<u32>,
+    },
+}
+
+fn load_config(common: &Common, extra: &[(&str, String)]) -> Result<Config> {
+    let mut flags: Vec<(&str, String)> = extra.to_vec();
+    if let Some(d) = &common.data_dir {
+        flags.push(("data_dir", d.display().to_string()));
+    }
+    Ok(Config::load(
+        common.config.as_deref(),
+        std::env::vars(),
+        &flags,
+    )?)
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    dotgit_server::tls::install_crypto_provider();
+    match cli.cmd {
+        Cmd::Serve(a) => serve(&cli.common, a).await,
+        Cmd::Admin(a) => admin(&cli.common, a).await,
+        Cmd::Keys(k) => keys(&cli.common, k).await,
+    }
+}
+
+async fn serve(common: &Common, a: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut extra = Vec::new();
+    if let Some(v) = a.listen {
+        extra.push(("listen", v));
+    }
+    if let Some(v) = a.http_listen {
+        extra.push(("http_listen", v));
+    }
+    if let Some(v) = a.public_url {
+        extra.push(("public_url", v));
+    }
+    let config = load_config(common, &extra)?;
+    let data_dir = config.data_dir.clone();
+    let running = dotgit_server::start(config, Arc::new(SystemClock)).await?;
+    eprintln!(
+        "dotgit {} serving https://{}",
+        env!("CARGO_PKG_VERSION"),
+        running.addr
+    );
+    eprintln!("  data dir:    {}", data_dir.display());
+    eprintln!(
+        "  certificate: {}{}",
+        running.cert_path.display(),
+        if running.cert_created {
+            " (self-signed, created now)"
+        } else {
+            ""
+        }
+    );
+    if let Some(h) = running.http_addr {
+        eprintln!("  plain HTTP:  http://{h} (answers 403 https_required)");
+    }
+    shutdown_signal().await;
+    eprintln!("dotgit: shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn read_password() -> Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password (input is visible; end with Enter): ");
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let pw = line.trim_end_matches(['\n', '\r']).to_owned();
+    if pw.is_empty() {
+        bail!("no password on standard input (e.g. `echo 'a long password' | dotgit admin create-account alice`)");
+    }
+    Ok(pw)
+}
+
+async fn admin(common: &Common, cmd: AdminCmd) -> Result<()> {
+    let config = load_config(common, &[])?;
+    let store = dotgit_server::open_store(&config.data_dir).await?;
+    let now = SystemClock.now();
+    match cmd {
+        AdminCmd::CreateAccount {
+            username,
+            plan,
+            operator,
+        } => {
+            let password = read_password()?;
+            let plan = Plan::parse(&plan).unwrap_or(Plan::Free);
+            let a = ops::create_account(&store, now, &username, &password, plan, operator)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!(
+                "{}",
+                serde_json::json!({"id": a.id, "username": a.username, "plan": a.plan, "operator": a.is_operator})
+            );
+        }
+        AdminCmd::Suspend { username, reason } => {
+            ops::set_suspended(&store, now, &username, true, reason.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?
+                .with_context(|| format!("no account named `{username}`"))?;
+            println!("suspended {username}");
+        }
+        AdminCmd::Unsuspend { username } => {
+            ops::set_suspended(&store, now, &username, false, None)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?
+                .with_context(|| format!("no account named `{username}`"))?;
+            println!("unsuspended {username}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn keys(common: &Common, cmd: KeysCmd) -> Result<()> {
+    let config = load_config(common, &[])?;
+    let store = dotgit_server::open_store(&config.data_dir).await?;
+    let now = SystemClock.now();
+    match cmd {
+        KeysCmd::Create {
+            account,
+            scopes,
+            name,
+            expires_in_days,
+        } => {
+            let acct = store
+                .account_by_username(&account)
+                .await?
+                .with_context(|| format!("no account named `{account}`"))?;
+            let scopes =
+                ops::parse_scopes("--scope", &scopes).map_err(|e| anyhow::anyhow!(e.message))?;
+            let name = name.unwrap_or_else(|| format!("cli-{now}"));
+            let (_row, secret) =
+                ops::create_api_key(&store, now, &acct.id, &name, &scopes, expires_in_days)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("{}", secret.expose());
+        }
+        KeysCmd::Rotate { id, grace } => {
+            let old = store
+                .get_api_key_any_account(&id)
+                .await?
+                .with_context(|| format!("no active key with id `{id}`"))?;
+            let (_row, secret) = ops::rotate_api_key(
+                &store,
+                now,
+                &old,
+                grace.unwrap_or(ops::DEFAULT_GRACE_SECONDS),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("{}", secret.expose());
+        }
+    }
+    store.close().await;
+    Ok(())
+}

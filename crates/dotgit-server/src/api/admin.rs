@@ -1,0 +1,103 @@
+//! Operator routes: list accounts, suspend and unsuspend (SPEC §4: suspension blocks every
+//! credential of the account with 403 while it lasts, revokes nothing, and lifting it restores
+//! them). Non-operators get 404: the routes do not exist for them.
+
+use crate::error::ApiError;
+use crate::extract::{ApiJsonOrEmpty, ApiPath, Caller};
+use crate::ops;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use dotgit_core::clock::rfc3339;
+use dotgit_store::AccountRow;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// An account as operators see it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AccountOut {
+    /// Id.
+    pub id: String,
+    /// Username.
+    pub username: String,
+    /// Plan.
+    pub plan: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// Why it is suspended.
+    pub status_reason: Option<String>,
+    /// Operator.
+    pub operator: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// Suspension body.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendBody {
+    /// Why (kept with the account).
+    pub reason: Option<String>,
+}
+
+fn account_out(a: &AccountRow) -> AccountOut {
+    AccountOut {
+        id: a.id.clone(),
+        username: a.username.clone(),
+        plan: a.plan.clone(),
+        status: a.status.clone(),
+        status_reason: a.status_reason.clone(),
+        operator: a.is_operator,
+        created_at: rfc3339(a.created_at),
+    }
+}
+
+/// Every account.
+pub async fn list(
+    State(s): State<AppState>,
+    Caller(_p): Caller,
+) -> Result<Json<Vec<AccountOut>>, ApiError> {
+    Ok(Json(
+        s.store
+            .list_accounts()
+            .await?
+            .iter()
+            .map(account_out)
+            .collect(),
+    ))
+}
+
+async fn set(
+    s: &AppState,
+    username: &str,
+    suspend: bool,
+    reason: Option<String>,
+) -> Result<Json<AccountOut>, ApiError> {
+    if let Some(r) = &reason {
+        ops::check_name("reason", r)?;
+    }
+    let a = ops::set_suspended(&s.store, s.now(), username, suspend, reason.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::not_found("The account"))?;
+    s.invalidate_local();
+    Ok(Json(account_out(&a)))
+}
+
+/// Suspends an account.
+pub async fn suspend(
+    State(s): State<AppState>,
+    Caller(_p): Caller,
+    ApiPath(username): ApiPath<String>,
+    ApiJsonOrEmpty(body): ApiJsonOrEmpty<SuspendBody>,
+) -> Result<Json<AccountOut>, ApiError> {
+    set(&s, &username, true, body.reason).await
+}
+
+/// Lifts a suspension.
+pub async fn unsuspend(
+    State(s): State<AppState>,
+    Caller(_p): Caller,
+    ApiPath(username): ApiPath<String>,
+) -> Result<Json<AccountOut>, ApiError> {
+    set(&s, &username, false, None).await
+}

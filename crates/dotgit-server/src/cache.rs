@@ -1,0 +1,89 @@
+//! The verification cache (DESIGN "request path"): SHA-256 of an opaque credential → what it
+//! authenticates as, so a repeated API key costs one hash and one map lookup.
+//!
+//! What must hold: a revocation, rotation or suspension is never served stale. Every change
+//! bumps a generation and clears the cache under a write lock; a fill that read the database
+//! before the change carries the old generation and is dropped. Other nodes and the CLI reach
+//! this through the `invalidations` table, polled by [`crate::state::spawn_background`].
+
+use dotgit_core::{AccountStatus, CredentialKind, Plan, ScopeSet, SecretHash};
+use parking_lot::RwLock;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a verified opaque credential authenticates as.
+#[derive(Debug, Clone)]
+pub struct CachedCredential {
+    /// Kind.
+    pub kind: CredentialKind,
+    /// Credential id.
+    pub credential_id: String,
+    /// Owner.
+    pub account_id: String,
+    /// Owner's username.
+    pub username: String,
+    /// Owner's plan.
+    pub plan: Plan,
+    /// Owner is an operator.
+    pub operator: bool,
+    /// Owner's status.
+    pub status: AccountStatus,
+    /// Effective scopes.
+    pub scopes: ScopeSet,
+    /// When it stops working.
+    pub expires_at: Option<i64>,
+    /// When the key was made (rotation policy).
+    pub created_at: i64,
+}
+
+/// The cache.
+#[derive(Debug)]
+pub struct VerifyCache {
+    map: moka::sync::Cache<[u8; 32], Arc<CachedCredential>>,
+    generation: RwLock<u64>,
+}
+
+impl Default for VerifyCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VerifyCache {
+    /// A cache of up to 100,000 credentials; entries are re-read at least every 10 minutes.
+    pub fn new() -> Self {
+        VerifyCache {
+            map: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+            generation: RwLock::new(0),
+        }
+    }
+
+    /// A cached entry.
+    pub fn get(&self, h: &SecretHash) -> Option<Arc<CachedCredential>> {
+        self.map.get(&h.0)
+    }
+
+    /// The generation to pass to [`VerifyCache::fill`]; read it before reading the database.
+    pub fn generation(&self) -> u64 {
+        *self.generation.read()
+    }
+
+    /// Inserts an entry read from the database at generation `seen`, unless something changed
+    /// since.
+    pub fn fill(&self, h: &SecretHash, seen: u64, v: Arc<CachedCredential>) {
+        let g = self.generation.read();
+        if *g == seen {
+            self.map.insert(h.0, v);
+        }
+    }
+
+    /// Drops everything (after any revocation, rotation or suspension).
+    pub fn invalidate_all(&self) {
+        let mut g = self.generation.write();
+        *g += 1;
+        self.map.invalidate_all();
+    }
+}

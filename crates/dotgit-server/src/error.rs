@@ -1,0 +1,225 @@
+//! The one error type at the HTTP edge (SPEC §3): every error is
+//! `{"error", "message", "request_id"}` JSON with `X-Request-Id`, and 401s carry the RFC 6750
+//! `WWW-Authenticate` challenge. The public message never contains a secret; the internal cause
+//! is logged once, here, and never sent.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use dotgit_core::Scope;
+use dotgit_store::StoreError;
+use serde::Serialize;
+
+tokio::task_local! {
+    /// The current request's id, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+/// The current request id, or `-` outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(|id| id.clone())
+        .unwrap_or_else(|_| "-".to_owned())
+}
+
+/// The message every invalid credential gets, whatever the reason (SPEC §3).
+pub const INVALID_TOKEN_MESSAGE: &str = "The credential is invalid, expired or revoked.";
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// Human sentence (public).
+    pub message: String,
+    /// `WWW-Authenticate` value, for 401s.
+    pub challenge: Option<String>,
+    /// `Retry-After` seconds, for 429s.
+    pub retry_after: Option<u64>,
+    /// Internal detail, logged once, never sent.
+    pub cause: Option<String>,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            challenge: None,
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    /// 401 without any credential: `WWW-Authenticate: Bearer realm="dotgit"`, no error attribute.
+    pub fn missing_credential() -> Self {
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "This request needs a credential: send `Authorization: Bearer <credential>`.",
+        );
+        e.challenge = Some(r#"Bearer realm="dotgit""#.to_owned());
+        e
+    }
+
+    /// 401 `invalid_token`: one indistinguishable answer for every bad credential.
+    pub fn invalid_token() -> Self {
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            INVALID_TOKEN_MESSAGE,
+        );
+        e.challenge = Some(r#"Bearer realm="dotgit", error="invalid_token""#.to_owned());
+        e
+    }
+
+    /// 401 `insufficient_scope`, naming the scope needed.
+    pub fn insufficient_scope(needed: &Scope) -> Self {
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "insufficient_scope",
+            format!("This request needs the scope `{needed}`, which the credential does not have."),
+        );
+        e.challenge = Some(format!(
+            r#"Bearer realm="dotgit", error="insufficient_scope", scope="{needed}""#
+        ));
+        e
+    }
+
+    /// 403 `account_suspended`.
+    pub fn account_suspended() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "account_suspended",
+            "The account that owns this credential is suspended.",
+        )
+    }
+
+    /// 429 `rate_limited`.
+    pub fn rate_limited(message: &str, retry_after: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        e.retry_after = Some(retry_after.max(1));
+        e
+    }
+
+    /// 400 `invalid_request`; the message names the field.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 400 `invalid_scope`.
+    pub fn invalid_scope(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} was not found."),
+        )
+    }
+
+    /// 403 `https_required`.
+    pub fn https_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "https_required",
+            "The dotgit API is served over HTTPS only; the request was not processed.",
+        )
+    }
+
+    /// 503 `temporarily_unavailable`: fail closed.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "Storage is unreachable; the request was not processed. Retry later.",
+        );
+        e.cause = Some(cause.to_string());
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// 500, for bugs only.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "An internal error occurred.",
+        );
+        e.cause = Some(cause.to_string());
+        e
+    }
+
+    /// Attaches an internal cause (logged, never sent).
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(field) => {
+                ApiError::invalid_request(format!("{field}: already exists"))
+            }
+            other => ApiError::unavailable(other),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+    request_id: &'a str,
+}
+
+/// Renders an error body (used by `ApiError` and by the plain-HTTP listener).
+pub fn json_error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Response {
+    let body = serde_json::to_vec(&Body {
+        error: code,
+        message,
+        request_id,
+    })
+    .unwrap_or_default();
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = current_request_id();
+        if let Some(cause) = &self.cause {
+            if self.status.is_server_error() {
+                tracing::error!(request_id = %request_id, code = self.code, cause = %cause, "request failed");
+            } else {
+                tracing::debug!(request_id = %request_id, code = self.code, cause = %cause, "request refused");
+            }
+        }
+        let mut resp = json_error_response(self.status, self.code, &self.message, &request_id);
+        if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+        }
+        if let Some(s) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
+    }
+}

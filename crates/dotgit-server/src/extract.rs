@@ -1,0 +1,139 @@
+//! Request extractors whose rejections speak the SPEC §3 error shape: JSON bodies (strict:
+//! unknown fields refused, the failing field named), path parameters, and the caller.
+
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::{header, request::Parts, StatusCode};
+use dotgit_core::Principal;
+use serde::de::DeserializeOwned;
+
+/// Largest request body accepted anywhere (bytes); beyond it, 413 `payload_too_large`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON body; bad JSON is 400 `invalid_request` naming the field.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+/// A JSON body that may be absent (empty body → `T::default()`).
+#[derive(Debug)]
+pub struct ApiJsonOrEmpty<T>(pub T);
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<(Bytes, bool), ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+            )
+        } else {
+            ApiError::invalid_request("body: could not be read")
+        }
+    })?;
+    Ok((bytes, is_json))
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let detail = strip_position(&inner.to_string());
+        if path == "." || path.is_empty() {
+            ApiError::invalid_request(format!("body: {detail}"))
+        } else {
+            ApiError::invalid_request(format!("{path}: {detail}"))
+        }
+    })
+}
+
+/// serde_json appends " at line 1 column 9"; the field path already says where.
+fn strip_position(s: &str) -> String {
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (bytes, is_json) = body_bytes(req, state).await?;
+        if !is_json {
+            return Err(ApiError::invalid_request(
+                "Content-Type: must be application/json",
+            ));
+        }
+        if bytes.is_empty() {
+            return Err(ApiError::invalid_request("body: a JSON object is required"));
+        }
+        parse(&bytes).map(ApiJson)
+    }
+}
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for ApiJsonOrEmpty<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (bytes, is_json) = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ApiJsonOrEmpty(T::default()));
+        }
+        if !is_json {
+            return Err(ApiError::invalid_request(
+                "Content-Type: must be application/json",
+            ));
+        }
+        parse(&bytes).map(ApiJsonOrEmpty)
+    }
+}
+
+/// Path parameters; a bad one is 400 `invalid_request`.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|e| ApiError::invalid_request(format!("path: {}", e.body_text())))
+    }
+}
+
+/// The authenticated caller of a route. The route's access declaration in `router.rs` put it
+/// there; a handler on a route without one cannot obtain it.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Caller)
+            .ok_or_else(|| ApiError::internal("route has no access declaration"))
+    }
+}

@@ -1,0 +1,269 @@
+//! Operations shared by the HTTP API and the `dotgit` command line, so both obey the same rules:
+//! account creation (argon2id), API-key issuance, rotation and revocation, suspension.
+//! Callers that hold a verification cache invalidate it after a successful change.
+
+use crate::error::ApiError;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use dotgit_core::credential::{generate, random_base62};
+use dotgit_core::{CredentialKind, Plan, ScopeSet, Secret};
+use dotgit_store::{AccountRow, ApiKeyRow, Store};
+
+/// Default rotation grace period (SPEC §6): 24 hours.
+pub const DEFAULT_GRACE_SECONDS: u32 = 86_400;
+/// Longest grace period accepted: 30 days.
+pub const MAX_GRACE_SECONDS: u32 = 30 * 86_400;
+/// Default rotation policy (SPEC §4): keys older than 90 days are flagged.
+pub const ROTATION_POLICY_DAYS: i64 = 90;
+/// Longest `expires_in_days`.
+pub const MAX_EXPIRES_IN_DAYS: u32 = 3650;
+
+/// Uniform random bytes from the operating system's CSPRNG (aws-lc-rs).
+pub fn entropy() -> Result<[u8; 64], ApiError> {
+    let mut b = [0u8; 64];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| ApiError::internal("CSPRNG failure"))?;
+    Ok(b)
+}
+
+/// A new opaque id like `key_3kTq…` (16 base62 characters).
+pub fn new_id(prefix: &str) -> Result<String, ApiError> {
+    let r = random_base62(&entropy()?, 16).ok_or_else(|| ApiError::internal("CSPRNG short"))?;
+    Ok(format!("{prefix}_{r}"))
+}
+
+/// A new opaque secret of `kind`.
+pub fn new_secret(kind: CredentialKind) -> Result<Secret, ApiError> {
+    generate(kind, &entropy()?).ok_or_else(|| ApiError::internal("CSPRNG short"))
+}
+
+/// argon2id PHC string of a password.
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| ApiError::internal("CSPRNG failure"))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::internal(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Whether `password` matches a stored PHC string.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Creates an account.
+pub async fn create_account(
+    store: &Store,
+    now: i64,
+    username: &str,
+    password: &str,
+    plan: Plan,
+    operator: bool,
+) -> Result<AccountRow, ApiError> {
+    if !dotgit_core::slug::is_valid_username(username) {
+        return Err(ApiError::invalid_request(
+            "username: 1–39 characters of a-z, 0-9 and '-', starting with a letter or digit",
+        ));
+    }
+    if password.chars().count() < 8 {
+        return Err(ApiError::invalid_request("password: at least 8 characters"));
+    }
+    if password.len() > 1024 {
+        return Err(ApiError::invalid_request("password: at most 1024 bytes"));
+    }
+    let row = AccountRow {
+        id: new_id("acct")?,
+        username: username.to_owned(),
+        password_hash: hash_password(password)?,
+        plan: plan.as_str().to_owned(),
+        is_operator: operator,
+        status: "active".to_owned(),
+        status_reason: None,
+        created_at: now,
+    };
+    store.create_account(&row).await.map_err(|e| match e {
+        dotgit_store::StoreError::Conflict(_) => {
+            ApiError::invalid_request(format!("username: `{username}` is taken"))
+        }
+        other => other.into(),
+    })?;
+    Ok(row)
+}
+
+/// Validates a display name (keys, projects, teams).
+pub fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
+    let n = name.chars().count();
+    if n == 0 || n > 100 {
+        return Err(ApiError::invalid_request(format!(
+            "{field}: must be 1 to 100 characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::invalid_request(format!(
+            "{field}: must not contain control characters"
+        )));
+    }
+    if name.trim() != name {
+        return Err(ApiError::invalid_request(format!(
+            "{field}: must not start or end with white space"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses requested scopes, naming the first bad one by index.
+pub fn parse_scopes(field: &str, items: &[String]) -> Result<ScopeSet, ApiError> {
+    if items.is_empty() {
+        return Err(ApiError::invalid_scope(format!(
+            "{field}: at least one scope is required"
+        )));
+    }
+    if items.len() > 50 {
+        return Err(ApiError::invalid_scope(format!(
+            "{field}: at most 50 scopes"
+        )));
+    }
+    for (i, s) in items.iter().enumerate() {
+        dotgit_core::Scope::parse(s)
+            .map_err(|e| ApiError::invalid_scope(format!("{field}[{i}]: {e}")))?;
+    }
+    ScopeSet::parse_list(items).map_err(|e| ApiError::invalid_scope(format!("{field}: {e}")))
+}
+
+/// Issues a new API key for `account_id` (class B: committed before returning).
+pub async fn create_api_key(
+    store: &Store,
+    now: i64,
+    account_id: &str,
+    name: &str,
+    scopes: &ScopeSet,
+    expires_in_days: Option<u32>,
+) -> Result<(ApiKeyRow, Secret), ApiError> {
+    check_name("name", name)?;
+    let expires_at = match expires_in_days {
+        None => None,
+        Some(d) if (1..=MAX_EXPIRES_IN_DAYS).contains(&d) => Some(now + i64::from(d) * 86_400),
+        Some(_) => {
+            return Err(ApiError::invalid_request(format!(
+                "expires_in_days: must be between 1 and {MAX_EXPIRES_IN_DAYS}"
+            )))
+        }
+    };
+    let secret = new_secret(CredentialKind::ApiKey)?;
+    let row = ApiKeyRow {
+        id: new_id("key")?,
+        account_id: account_id.to_owned(),
+        name: name.to_owned(),
+        prefix: secret.display_prefix(),
+        secret_hash: secret.hash().to_hex(),
+        scopes: scopes.to_space_separated(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        last_used_at: None,
+        replaced_by: None,
+        rotated_from: None,
+    };
+    store.insert_api_key(&row, now).await.map_err(|e| match e {
+        dotgit_store::StoreError::Conflict("name") => ApiError::invalid_request(format!(
+            "name: the account already has an active key named `{name}`"
+        )),
+        other => other.into(),
+    })?;
+    Ok((row, secret))
+}
+
+/// Rotates a key: a new key with the same name, scopes and expiry; the old one keeps working
+/// for `grace` seconds (0: stops at once). Both changes commit in one transaction.
+pub async fn rotate_api_key(
+    store: &Store,
+    now: i64,
+    old: &ApiKeyRow,
+    grace: u32,
+) -> Result<(ApiKeyRow, Secret), ApiError> {
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::invalid_request(format!(
+            "grace_period_seconds: must be between 0 and {MAX_GRACE_SECONDS}"
+        )));
+    }
+    if old.replaced_by.is_some() {
+        return Err(ApiError::invalid_request(
+            "id: this key was already rotated; rotate its replacement instead",
+        ));
+    }
+    if old.expires_at.is_some_and(|e| now >= e) {
+        return Err(ApiError::invalid_request("id: this key has expired"));
+    }
+    let secret = new_secret(CredentialKind::ApiKey)?;
+    let new = ApiKeyRow {
+        id: new_id("key")?,
+        account_id: old.account_id.clone(),
+        name: old.name.clone(),
+        prefix: secret.display_prefix(),
+        secret_hash: secret.hash().to_hex(),
+        scopes: old.scopes.clone(),
+        created_at: now,
+        expires_at: old.expires_at,
+        revoked_at: None,
+        last_used_at: None,
+        replaced_by: None,
+        rotated_from: Some(old.id.clone()),
+    };
+    match store
+        .rotate_api_key(&old.account_id, &old.id, &new, now + i64::from(grace), now)
+        .await?
+    {
+        Some(()) => Ok((new, secret)),
+        None => Err(ApiError::invalid_request(
+            "id: this key is no longer active (revoked, expired or rotated concurrently)",
+        )),
+    }
+}
+
+/// Suspends or reinstates an account by username (class A). `Ok(None)`: no such user.
+pub async fn set_suspended(
+    store: &Store,
+    now: i64,
+    username: &str,
+    suspended: bool,
+    reason: Option<&str>,
+) -> Result<Option<AccountRow>, ApiError> {
+    let status = if suspended { "suspended" } else { "active" };
+    Ok(store
+        .set_account_status(username, status, reason.filter(|_| suspended), now)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong horse", &h));
+        assert!(!verify_password("x", "not a phc string"));
+    }
+
+    #[test]
+    fn names_and_scopes_are_validated() {
+        assert!(check_name("name", "CI deploy key").is_ok());
+        assert!(check_name("name", "").is_err());
+        assert!(check_name("name", " x").is_err());
+        assert!(check_name("name", "a\nb").is_err());
+        assert!(check_name("name", &"x".repeat(101)).is_err());
+        let e = parse_scopes("scopes", &["repo:read".into(), "repo:admin".into()]).unwrap_err();
+        assert_eq!(e.code, "invalid_scope");
+        assert!(e.message.starts_with("scopes[1]:"), "{}", e.message);
+        assert!(parse_scopes("scopes", &[]).is_err());
+    }
+}

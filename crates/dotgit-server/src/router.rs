@@ -1,0 +1,572 @@
+//! The one place that lists every route, who may call it, and its documentation. The same table
+//! builds the axum router (each route wrapped in its access check) and `GET /openapi.json`, so
+//! the published contract cannot drift from what is served. `Route::new` takes an [`Access`]:
+//! a route cannot be added without saying who may call it.
+
+use crate::api;
+use crate::auth::{self, Access, Projects};
+use crate::error::{ApiError, REQUEST_ID};
+use crate::extract::MAX_BODY_BYTES;
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawPathParams, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter};
+use axum::{Json, Router};
+use dotgit_core::{Action, Resource};
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::{JsonSchema, Schema};
+use serde_json::{json, Map, Value};
+use std::net::SocketAddr;
+
+type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// One documented route.
+#[derive(Debug, Clone)]
+pub struct RouteDoc {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template (axum syntax, same as OpenAPI's).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// One-line summary.
+    pub summary: &'static str,
+    /// Success status.
+    pub status: u16,
+    request: Option<SchemaFn>,
+    response: Option<SchemaFn>,
+}
+
+fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+struct Table {
+    router: Router<AppState>,
+    docs: Vec<RouteDoc>,
+    state: AppState,
+}
+
+impl Table {
+    #[allow(clippy::too_many_arguments)]
+    fn add<H, T>(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        status: u16,
+        request: Option<SchemaFn>,
+        response: Option<SchemaFn>,
+        handler: H,
+    ) -> Self
+    where
+        H: axum::handler::Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+        let mut mr = on(filter, handler);
+        if access != Access::Public {
+            mr = mr.layer(middleware::from_fn_with_state(
+                (self.state.clone(), access),
+                enforce,
+            ));
+        }
+        self.router = self.router.route(path, mr);
+        self.docs.push(RouteDoc {
+            method,
+            path,
+            access,
+            summary,
+            status,
+            request,
+            response,
+        });
+        self
+    }
+}
+
+/// Every route of the HTTPS listener, with its access rule.
+fn table(state: AppState) -> Table {
+    use Access::*;
+    use Action::{Read, Write};
+    use Projects::{All, AnyOne, Path};
+    use Resource::*;
+    let get = Method::GET;
+    let post = Method::POST;
+    let del = Method::DELETE;
+    let put = Method::PUT;
+    Table {
+        router: Router::new(),
+        docs: Vec::new(),
+        state,
+    }
+    .add(
+        get.clone(),
+        "/healthz",
+        Public,
+        "Liveness and storage check",
+        200,
+        None,
+        None,
+        health,
+    )
+    .add(
+        get.clone(),
+        "/openapi.json",
+        Public,
+        "This document",
+        200,
+        None,
+        None,
+        openapi,
+    )
+    .add(
+        get.clone(),
+        "/v1/user",
+        Authenticated,
+        "The caller: account and credential in use",
+        200,
+        None,
+        Some(schema::<api::user::UserOut>),
+        api::user::get_user,
+    )
+    .add(
+        get.clone(),
+        "/v1/api-keys",
+        Scoped(Keys, Read, All),
+        "List API keys",
+        200,
+        None,
+        Some(schema::<Vec<api::keys::ApiKeyOut>>),
+        api::keys::list,
+    )
+    .add(
+        post.clone(),
+        "/v1/api-keys",
+        Scoped(Keys, Write, All),
+        "Create an API key (the secret is shown once)",
+        201,
+        Some(schema::<api::keys::CreateKey>),
+        Some(schema::<api::keys::ApiKeyOut>),
+        api::keys::create,
+    )
+    .add(
+        get.clone(),
+        "/v1/api-keys/{id}",
+        Scoped(Keys, Read, All),
+        "Get an API key",
+        200,
+        None,
+        Some(schema::<api::keys::ApiKeyOut>),
+        api::keys::get,
+    )
+    .add(
+        del.clone(),
+        "/v1/api-keys/{id}",
+        Scoped(Keys, Write, All),
+        "Revoke an API key, effective at once",
+        204,
+        None,
+        None,
+        api::keys::revoke,
+    )
+    .add(
+        post.clone(),
+        "/v1/api-keys/{id}/rotate",
+        Scoped(Keys, Write, All),
+        "Rotate an API key; the old key works until the grace period ends",
+        201,
+        Some(schema::<api::keys::RotateKey>),
+        Some(schema::<api::keys::ApiKeyOut>),
+        api::keys::rotate,
+    )
+    .add(
+        get.clone(),
+        "/v1/projects",
+        Scoped(Repo, Read, AnyOne),
+        "List the projects the credential may read",
+        200,
+        None,
+        Some(schema::<Vec<api::projects::ProjectOut>>),
+        api::projects::list,
+    )
+    .add(
+        post.clone(),
+        "/v1/projects",
+        Scoped(Repo, Write, AnyOne),
+        "Create a project (needs repo:write on its slug)",
+        201,
+        Some(schema::<api::projects::CreateProject>),
+        Some(schema::<api::projects::ProjectOut>),
+        api::projects::create,
+    )
+    .add(
+        get.clone(),
+        "/v1/projects/{slug}",
+        Scoped(Repo, Read, Path("slug")),
+        "Get a project",
+        200,
+        None,
+        Some(schema::<api::projects::ProjectOut>),
+        api::projects::get,
+    )
+    .add(
+        del.clone(),
+        "/v1/projects/{slug}",
+        Scoped(Repo, Write, Path("slug")),
+        "Delete a project and its deployments",
+        204,
+        None,
+        None,
+        api::projects::delete,
+    )
+    .add(
+        get.clone(),
+        "/v1/projects/{slug}/deployments",
+        Scoped(Deploy, Read, Path("slug")),
+        "List a project's deployments",
+        200,
+        None,
+        Some(schema::<Vec<api::projects::DeploymentOut>>),
+        api::projects::list_deployments,
+    )
+    .add(
+        post.clone(),
+        "/v1/projects/{slug}/deployments",
+        Scoped(Deploy, Write, Path("slug")),
+        "Start a deployment",
+        201,
+        Some(schema::<api::projects::CreateDeployment>),
+        Some(schema::<api::projects::DeploymentOut>),
+        api::projects::create_deployment,
+    )
+    .add(
+        get.clone(),
+        "/v1/projects/{slug}/deployments/{id}",
+        Scoped(Deploy, Read, Path("slug")),
+        "Get a deployment",
+        200,
+        None,
+        Some(schema::<api::projects::DeploymentOut>),
+        api::projects::get_deployment,
+    )
+    .add(
+        get.clone(),
+        "/v1/teams",
+        Scoped(Team, Read, All),
+        "List teams with their members",
+        200,
+        None,
+        Some(schema::<Vec<api::teams::TeamOut>>),
+        api::teams::list,
+    )
+    .add(
+        post.clone(),
+        "/v1/teams",
+        Scoped(Team, Write, All),
+        "Create a team",
+        201,
+        Some(schema::<api::teams::CreateTeam>),
+        Some(schema::<api::teams::TeamOut>),
+        api::teams::create,
+    )
+    .add(
+        put,
+        "/v1/teams/{slug}/members/{account}",
+        Scoped(Team, Write, All),
+        "Add a member (idempotent)",
+        200,
+        None,
+        Some(schema::<api::teams::TeamOut>),
+        api::teams::put_member,
+    )
+    .add(
+        del,
+        "/v1/teams/{slug}/members/{account}",
+        Scoped(Team, Write, All),
+        "Remove a member",
+        204,
+        None,
+        None,
+        api::teams::delete_member,
+    )
+    .add(
+        post.clone(),
+        "/v1/auth/check",
+        Public,
+        "Decide on a credential and scope exactly as a /v1 route would (forward-auth)",
+        200,
+        Some(schema::<api::check::CheckRequest>),
+        Some(schema::<api::check::CheckResponse>),
+        api::check::check,
+    )
+    .add(
+        get,
+        "/v1/admin/accounts",
+        Operator(Read),
+        "Operators: list accounts",
+        200,
+        None,
+        Some(schema::<Vec<api::admin::AccountOut>>),
+        api::admin::list,
+    )
+    .add(
+        post.clone(),
+        "/v1/admin/accounts/{username}/suspend",
+        Operator(Write),
+        "Operators: suspend an account (every credential answers 403 until lifted)",
+        200,
+        Some(schema::<api::admin::SuspendBody>),
+        Some(schema::<api::admin::AccountOut>),
+        api::admin::suspend,
+    )
+    .add(
+        post,
+        "/v1/admin/accounts/{username}/unsuspend",
+        Operator(Write),
+        "Operators: lift a suspension",
+        200,
+        None,
+        Some(schema::<api::admin::AccountOut>),
+        api::admin::unsuspend,
+    )
+}
+
+/// The documented routes (for tests and tooling).
+pub fn route_docs(state: AppState) -> Vec<RouteDoc> {
+    table(state).docs
+}
+
+/// The HTTPS application.
+pub fn app(state: AppState) -> Router {
+    let t = table(state.clone());
+    let doc = openapi_document(&t.docs, &state.public_url);
+    t.router
+        .layer(axum::Extension(OpenApiDoc(std::sync::Arc::new(doc))))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(edge))
+        .with_state(state)
+}
+
+/// The plain-HTTP application: every request is 403 `https_required`; nothing else is read.
+pub fn http_app() -> Router {
+    Router::new()
+        .fallback(|| async { ApiError::https_required() })
+        .layer(middleware::from_fn(edge))
+}
+
+#[derive(Clone)]
+struct OpenApiDoc(std::sync::Arc<Value>);
+
+async fn openapi(axum::Extension(doc): axum::Extension<OpenApiDoc>) -> Json<Value> {
+    Json((*doc.0).clone())
+}
+
+async fn health(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    s.store.ping().await?;
+    Ok(Json(json!({"status": "ok"})))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("The requested path")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This method is not allowed on this path.",
+    )
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Outermost middleware: request id (also in every error body), HSTS, `no-store`, and a refusal
+/// of credentials in the query string.
+async fn edge(req: Request, next: Next) -> Response {
+    let id = crate::ops::new_id("req").unwrap_or_else(|_| "req_unknown".to_owned());
+    let rid = id.clone();
+    let mut resp = REQUEST_ID
+        .scope(id, async move {
+            if let Some(q) = req.uri().query() {
+                for pair in q.split('&') {
+                    let name = pair.split('=').next().unwrap_or("");
+                    if matches!(name, "access_token" | "api_key" | "token" | "credential") {
+                        return ApiError::invalid_request(format!(
+                            "{name}: credentials are never accepted in the query string; send `Authorization: Bearer <credential>`"
+                        ))
+                        .into_response();
+                    }
+                }
+            }
+            next.run(req).await
+        })
+        .await;
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        h.insert(X_REQUEST_ID.clone(), v);
+    }
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// Per-route access check: authenticate, authorize against the route's declaration, spend the
+/// credential's budget, and hand the principal to the handler.
+async fn enforce(
+    State((state, access)): State<(AppState, Access)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let ip = crate::net::client_ip(peer, req.headers(), &state.trusted);
+    let (principal, budget) = match auth::authenticate(&state, req.headers(), ip).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let params = req.extensions().get::<RawPathParams>().map(|p| {
+        p.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+    });
+    let lookup = |name: &str| {
+        params
+            .as_ref()
+            .and_then(|ps| ps.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    };
+    let mut resp = if budget.exceeded {
+        ApiError::rate_limited(
+            "The credential has used its request budget for this hour.",
+            u64::try_from(budget.reset - state.now()).unwrap_or(1),
+        )
+        .into_response()
+    } else {
+        match auth::authorize(&principal, access, lookup) {
+            Err(e) => e.into_response(),
+            Ok(()) => {
+                req.extensions_mut().insert(principal);
+                next.run(req).await
+            }
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(budget.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(budget.remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(budget.reset));
+    resp
+}
+
+/// Builds the OpenAPI 3.1 document from the route table.
+pub fn openapi_document(docs: &[RouteDoc], public_url: &str) -> Value {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    settings.meta_schema = None;
+    let mut generator = settings.into_generator();
+    let error_schema = json!({
+        "type": "object",
+        "required": ["error", "message", "request_id"],
+        "properties": {
+            "error": {"type": "string", "description": "Machine-readable code (SPEC §3)."},
+            "message": {"type": "string", "description": "Human sentence naming the field at fault."},
+            "request_id": {"type": "string"}
+        }
+    });
+    let mut paths = Map::new();
+    for d in docs {
+        let mut op = Map::new();
+        op.insert("summary".into(), json!(d.summary));
+        op.insert(
+            "operationId".into(),
+            json!(format!(
+                "{}{}",
+                d.method.as_str().to_ascii_lowercase(),
+                d.path.replace(['/', '{', '}', '-', '.'], "_")
+            )),
+        );
+        let params: Vec<Value> = d
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !params.is_empty() {
+            op.insert("parameters".into(), Value::Array(params));
+        }
+        if let Some(req) = d.request {
+            op.insert(
+                "requestBody".into(),
+                json!({"required": true, "content": {"application/json": {"schema": req(&mut generator)}}}),
+            );
+        }
+        let mut responses = Map::new();
+        let ok = match d.response {
+            Some(r) => {
+                json!({"description": "Success", "content": {"application/json": {"schema": r(&mut generator)}}})
+            }
+            None => json!({"description": "Success"}),
+        };
+        responses.insert(d.status.to_string(), ok);
+        let err = json!({"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+        responses.insert("default".into(), err);
+        op.insert("responses".into(), Value::Object(responses));
+        match d.access.describe() {
+            None => {
+                op.insert("security".into(), json!([]));
+            }
+            Some(scope) => {
+                let scopes: Vec<String> = if scope.is_empty() {
+                    vec![]
+                } else {
+                    vec![scope.clone()]
+                };
+                op.insert("security".into(), json!([{"bearer": scopes}]));
+                if !scope.is_empty() {
+                    op.insert("x-required-scope".into(), json!(scope));
+                }
+                if matches!(d.access, Access::Operator(_)) {
+                    op.insert("x-operator-only".into(), json!(true));
+                }
+            }
+        }
+        let entry = paths
+            .entry(d.path.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(d.method.as_str().to_ascii_lowercase(), Value::Object(op));
+        }
+    }
+    let mut schemas = generator.take_definitions(true);
+    schemas.insert("Error".into(), error_schema);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "dotgit API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Authentication and platform API of dotgit. Every /v1 route takes `Authorization: Bearer <credential>`; `x-required-scope` names the scope it needs."
+        },
+        "servers": [{"url": public_url}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "API key (dg_…), OAuth access token (dgo_…) or customer JWT"}
+            }
+        }
+    })
+}

@@ -1,0 +1,157 @@
+//! Shared server state and its background tasks: the invalidation poller (changes made by other
+//! nodes or the CLI reach this node's cache within `invalidation_poll_ms`), the batched
+//! `last_used_at` writer (class C: never a write per request) and limiter pruning.
+
+use crate::cache::VerifyCache;
+use crate::config::Config;
+use crate::limiter::Limiter;
+use crate::net::Cidr;
+use dotgit_core::Clock;
+use dotgit_store::Store;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shared state, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What the state holds.
+#[derive(Debug)]
+pub struct Inner {
+    /// Storage.
+    pub store: Store,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub config: Config,
+    /// Parsed `trusted_proxies`.
+    pub trusted: Vec<Cidr>,
+    /// Verification cache.
+    pub cache: VerifyCache,
+    /// Rate limits.
+    pub limiter: Limiter,
+    /// Pending `last_used_at` updates.
+    pub usage: Mutex<HashMap<String, i64>>,
+    /// Public base URL.
+    pub public_url: String,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        let trusted = config
+            .trusted_proxies
+            .iter()
+            .filter_map(|c| Cidr::parse(c))
+            .collect();
+        let limiter = Limiter::new(
+            config.auth_failure_limit,
+            config.auth_failure_window_seconds,
+            config.request_budget_per_hour,
+        );
+        let public_url = config.public_url();
+        AppState(Arc::new(Inner {
+            store,
+            clock,
+            config,
+            trusted,
+            cache: VerifyCache::new(),
+            limiter,
+            usage: Mutex::new(HashMap::new()),
+            public_url,
+        }))
+    }
+
+    /// Current time.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Notes that credential `id` was used now (flushed in batches).
+    pub fn note_use(&self, id: &str) {
+        let now = self.now();
+        let mut u = self.usage.lock();
+        match u.get_mut(id) {
+            Some(t) => *t = (*t).max(now),
+            None => {
+                u.insert(id.to_owned(), now);
+            }
+        }
+    }
+
+    /// A pending last-use time not yet flushed.
+    pub fn pending_use(&self, id: &str) -> Option<i64> {
+        self.usage.lock().get(id).copied()
+    }
+
+    /// Writes pending last-use times.
+    pub async fn flush_usage(&self) {
+        let batch: Vec<(String, i64)> = self.usage.lock().drain().collect();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.touch_api_keys(&batch).await {
+            tracing::warn!(error = %e, "could not record last-used times; will retry");
+            let mut u = self.usage.lock();
+            for (id, t) in batch {
+                u.entry(id).and_modify(|x| *x = (*x).max(t)).or_insert(t);
+            }
+        }
+    }
+
+    /// After a local revocation, rotation or suspension: drop cached verifications now.
+    pub fn invalidate_local(&self) {
+        self.cache.invalidate_all();
+    }
+}
+
+/// Starts the background tasks; they stop when `shutdown` fires.
+pub fn spawn_background(
+    state: AppState,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seq = state.store.invalidation_head().await.unwrap_or(0);
+        let poll = Duration::from_millis(state.config.invalidation_poll_ms.max(10));
+        let mut tick = tokio::time::interval(poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut flush_every = tokio::time::interval(Duration::from_secs(5));
+        flush_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    match state.store.invalidations_since(seq).await {
+                        Ok(rows) if !rows.is_empty() => {
+                            seq = rows.iter().map(|r| r.seq).max().unwrap_or(seq);
+                            state.cache.invalidate_all();
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            // cannot see changes from elsewhere: stop trusting the cache
+                            state.cache.invalidate_all();
+                            tracing::warn!(error = %e, "invalidation poll failed");
+                        }
+                    }
+                }
+                _ = flush_every.tick() => {
+                    state.flush_usage().await;
+                    state.limiter.prune(state.now());
+                }
+                _ = shutdown.changed() => {
+                    state.flush_usage().await;
+                    break;
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,601 @@
+//! dotgit-store: the durable state of dotgit in embedded SQLite (sqlx, WAL, `synchronous=FULL`).
+//!
+//! What must hold (DESIGN "Durability classes"): revocations and suspensions (class A) and
+//! issuance (class B) are committed and flushed before the caller answers 2xx; each such change
+//! appends to `invalidations` in the same transaction so every verification cache, on this node
+//! or another process, drops stale entries. All writes go through one writer connection and
+//! start with `BEGIN IMMEDIATE`, so concurrent writers queue instead of failing with
+//! `SQLITE_BUSY`. Queries use `$n` placeholders and portable types so the PostgreSQL backend
+//! can share them (docs/adr/0002).
+
+mod rows;
+
+pub use rows::*;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Errors from storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was hit; the value names the field.
+    #[error("conflict on {0}")]
+    Conflict(&'static str),
+    /// The database could not be reached or answered with an error: fail closed (503).
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e)
+    }
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// The SQLite store: a pool of readers and a single writer.
+#[derive(Debug, Clone)]
+pub struct Store {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+const ACCOUNT_COLS: &str =
+    "id, username, password_hash, plan, is_operator, status, status_reason, created_at";
+const KEY_COLS: &str = "id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at, replaced_by, rotated_from";
+
+impl Store {
+    /// Opens (creating if needed) the database file at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Store { read, write })
+    }
+
+    /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    // ---- accounts ----------------------------------------------------------------------
+
+    /// Creates an account; `Conflict("username")` if the name is taken.
+    pub async fn create_account(&self, a: &AccountRow) -> Result<()> {
+        let r = sqlx::query(
+            "INSERT INTO accounts (id, username, password_hash, plan, is_operator, status, status_reason, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&a.id)
+        .bind(&a.username)
+        .bind(&a.password_hash)
+        .bind(&a.plan)
+        .bind(a.is_operator)
+        .bind(&a.status)
+        .bind(&a.status_reason)
+        .bind(a.created_at)
+        .execute(&self.write)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if unique_violation(&e) => Err(StoreError::Conflict("username")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The account with this username.
+    pub async fn account_by_username(&self, username: &str) -> Result<Option<AccountRow>> {
+        let q = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE username = $1");
+        Ok(sqlx::query_as::<_, AccountRow>(&q)
+            .bind(username)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    /// The account with this id.
+    pub async fn account_by_id(&self, id: &str) -> Result<Option<AccountRow>> {
+        let q = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
+        Ok(sqlx::query_as::<_, AccountRow>(&q)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    /// Every account, by username.
+    pub async fn list_accounts(&self) -> Result<Vec<AccountRow>> {
+        let q = format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY username");
+        Ok(sqlx::query_as::<_, AccountRow>(&q)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    /// Sets an account's status (class A: committed with its invalidation before returning).
+    /// Returns the updated account, or `None` if there is no such user.
+    pub async fn set_account_status(
+        &self,
+        username: &str,
+        status: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<Option<AccountRow>> {
+        let mut tx = self.begin_write().await?;
+        let q = format!(
+            "UPDATE accounts SET status = $1, status_reason = $2 WHERE username = $3 RETURNING {ACCOUNT_COLS}"
+        );
+        let row = sqlx::query_as::<_, AccountRow>(&q)
+            .bind(status)
+            .bind(reason)
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(a) = &row {
+            invalidate(&mut tx, "account", &a.id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    // ---- API keys ----------------------------------------------------------------------
+
+    /// Inserts a new key. `Conflict("name")` if the account has a live key of that name.
+    pub async fn insert_api_key(&self, k: &ApiKeyRow, now: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let dup: Option<(String,)> = sqlx::query_as(
+            "SELECT id FROM api_keys WHERE account_id = $1 AND name = $2 AND revoked_at IS NULL
+             AND (expires_at IS NULL OR expires_at > $3) AND replaced_by IS NULL",
+        )
+        .bind(&k.account_id)
+        .bind(&k.name)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if dup.is_some() {
+            return Err(StoreError::Conflict("name"));
+        }
+        insert_key(&mut tx, k).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The key stored under this secret digest, with its account: the verification lookup.
+    pub async fn api_key_by_hash(&self, hash_hex: &str) -> Result<Option<(ApiKeyRow, AccountRow)>> {
+        let q = format!("SELECT {KEY_COLS} FROM api_keys WHERE secret_hash = $1");
+        let Some(key) = sqlx::query_as::<_, ApiKeyRow>(&q)
+            .bind(hash_hex)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(acct) = self.account_by_id(&key.account_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((key, acct)))
+    }
+
+    /// The account's keys that are not revoked, newest first.
+    pub async fn list_api_keys(&self, account_id: &str) -> Result<Vec<ApiKeyRow>> {
+        let q = format!(
+            "SELECT {KEY_COLS} FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC"
+        );
+        Ok(sqlx::query_as::<_, ApiKeyRow>(&q)
+            .bind(account_id)
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    /// One non-revoked key of the account.
+    pub async fn get_api_key(&self, account_id: &str, id: &str) -> Result<Option<ApiKeyRow>> {
+        let q = format!(
+            "SELECT {KEY_COLS} FROM api_keys WHERE account_id = $1 AND id = $2 AND revoked_at IS NULL"
+        );
+        Ok(sqlx::query_as::<_, ApiKeyRow>(&q)
+            .bind(account_id)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    /// One non-revoked key by id alone (the CLI's rotate).
+    pub async fn get_api_key_any_account(&self, id: &str) -> Result<Option<ApiKeyRow>> {
+        let q = format!("SELECT {KEY_COLS} FROM api_keys WHERE id = $1 AND revoked_at IS NULL");
+        Ok(sqlx::query_as::<_, ApiKeyRow>(&q)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    /// Revokes a key (class A). `false` if there was no live key with that id in the account.
+    pub async fn revoke_api_key(&self, account_id: &str, id: &str, now: i64) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE account_id = $2 AND id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(account_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            invalidate(&mut tx, "api_key", id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Rotates key `old_id` into `new` in one transaction: the old key stops working at
+    /// `old_expires_at` (kept earlier if it already expired sooner) and points at the new one.
+    /// `None` if the old key is not live (revoked, expired, or already rotated).
+    pub async fn rotate_api_key(
+        &self,
+        account_id: &str,
+        old_id: &str,
+        new: &ApiKeyRow,
+        old_expires_at: i64,
+        now: i64,
+    ) -> Result<Option<()>> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE api_keys SET replaced_by = $1,
+                    expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at < $2 THEN expires_at ELSE $2 END
+             WHERE account_id = $3 AND id = $4 AND revoked_at IS NULL AND replaced_by IS NULL
+               AND (expires_at IS NULL OR expires_at > $5)",
+        )
+        .bind(&new.id)
+        .bind(old_expires_at)
+        .bind(account_id)
+        .bind(old_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n != 1 {
+            return Ok(None);
+        }
+        insert_key(&mut tx, new).await?;
+        invalidate(&mut tx, "api_key", old_id, now).await?;
+        tx.commit().await?;
+        Ok(Some(()))
+    }
+
+    /// Records last-use times in one batch (class C, written behind).
+    pub async fn touch_api_keys(&self, uses: &[(String, i64)]) -> Result<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for (id, ts) in uses {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(ts)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- invalidations -----------------------------------------------------------------
+
+    /// The newest invalidation sequence number (0 if none).
+    pub async fn invalidation_head(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS m FROM invalidations")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get::<i64, _>("m")?)
+    }
+
+    /// Invalidations after `seq`, oldest first.
+    pub async fn invalidations_since(&self, seq: i64) -> Result<Vec<Invalidation>> {
+        Ok(sqlx::query_as::<_, Invalidation>(
+            "SELECT seq, kind, target FROM invalidations WHERE seq > $1 ORDER BY seq LIMIT 1000",
+        )
+        .bind(seq)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    // ---- projects ----------------------------------------------------------------------
+
+    /// Creates a project; `Conflict("slug")` if it exists.
+    pub async fn create_project(&self, p: &ProjectRow) -> Result<()> {
+        let r = sqlx::query(
+            "INSERT INTO projects (account_id, slug, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&p.account_id)
+        .bind(&p.slug)
+        .bind(&p.name)
+        .bind(p.created_at)
+        .execute(&self.write)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if unique_violation(&e) => Err(StoreError::Conflict("slug")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The account's projects by slug.
+    pub async fn list_projects(&self, account_id: &str) -> Result<Vec<ProjectRow>> {
+        Ok(sqlx::query_as::<_, ProjectRow>(
+            "SELECT account_id, slug, name, created_at FROM projects WHERE account_id = $1 ORDER BY slug",
+        )
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// One project.
+    pub async fn get_project(&self, account_id: &str, slug: &str) -> Result<Option<ProjectRow>> {
+        Ok(sqlx::query_as::<_, ProjectRow>(
+            "SELECT account_id, slug, name, created_at FROM projects WHERE account_id = $1 AND slug = $2",
+        )
+        .bind(account_id)
+        .bind(slug)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// Deletes a project and its deployments; `false` if it did not exist.
+    pub async fn delete_project(&self, account_id: &str, slug: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM projects WHERE account_id = $1 AND slug = $2")
+            .bind(account_id)
+            .bind(slug)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    // ---- deployments -------------------------------------------------------------------
+
+    /// Creates a deployment of an existing project; `false` if the project does not exist.
+    pub async fn create_deployment(&self, d: &DeploymentRow) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO deployments (id, account_id, project_slug, ref, environment, status, created_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7
+             WHERE EXISTS (SELECT 1 FROM projects WHERE account_id = $2 AND slug = $3)",
+        )
+        .bind(&d.id)
+        .bind(&d.account_id)
+        .bind(&d.project_slug)
+        .bind(&d.git_ref)
+        .bind(&d.environment)
+        .bind(&d.status)
+        .bind(d.created_at)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// A project's deployments, newest first.
+    pub async fn list_deployments(
+        &self,
+        account_id: &str,
+        slug: &str,
+    ) -> Result<Vec<DeploymentRow>> {
+        Ok(sqlx::query_as::<_, DeploymentRow>(
+            "SELECT id, account_id, project_slug, ref, environment, status, created_at FROM deployments
+             WHERE account_id = $1 AND project_slug = $2 ORDER BY created_at DESC, id DESC",
+        )
+        .bind(account_id)
+        .bind(slug)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// One deployment of a project.
+    pub async fn get_deployment(
+        &self,
+        account_id: &str,
+        slug: &str,
+        id: &str,
+    ) -> Result<Option<DeploymentRow>> {
+        Ok(sqlx::query_as::<_, DeploymentRow>(
+            "SELECT id, account_id, project_slug, ref, environment, status, created_at FROM deployments
+             WHERE account_id = $1 AND project_slug = $2 AND id = $3",
+        )
+        .bind(account_id)
+        .bind(slug)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    // ---- teams -------------------------------------------------------------------------
+
+    /// Creates a team; `Conflict("slug")` if it exists.
+    pub async fn create_team(&self, t: &TeamRow) -> Result<()> {
+        let r = sqlx::query(
+            "INSERT INTO teams (account_id, slug, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&t.account_id)
+        .bind(&t.slug)
+        .bind(&t.name)
+        .bind(t.created_at)
+        .execute(&self.write)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if unique_violation(&e) => Err(StoreError::Conflict("slug")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The account's teams with their members' usernames.
+    pub async fn list_teams(&self, account_id: &str) -> Result<Vec<(TeamRow, Vec<String>)>> {
+        let teams = sqlx::query_as::<_, TeamRow>(
+            "SELECT account_id, slug, name, created_at FROM teams WHERE account_id = $1 ORDER BY slug",
+        )
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await?;
+        let members: Vec<(String, String)> = sqlx::query_as(
+            "SELECT m.team_slug, a.username FROM team_members m JOIN accounts a ON a.id = m.member_id
+             WHERE m.account_id = $1 ORDER BY a.username",
+        )
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(teams
+            .into_iter()
+            .map(|t| {
+                let m = members
+                    .iter()
+                    .filter(|(slug, _)| *slug == t.slug)
+                    .map(|(_, u)| u.clone())
+                    .collect();
+                (t, m)
+            })
+            .collect())
+    }
+
+    /// Adds `member_id` to a team (idempotent). `false` if the team does not exist.
+    pub async fn put_team_member(
+        &self,
+        account_id: &str,
+        slug: &str,
+        member_id: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let exists: Option<(String,)> =
+            sqlx::query_as("SELECT slug FROM teams WHERE account_id = $1 AND slug = $2")
+                .bind(account_id)
+                .bind(slug)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO team_members (account_id, team_slug, member_id, added_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account_id, team_slug, member_id) DO NOTHING",
+        )
+        .bind(account_id)
+        .bind(slug)
+        .bind(member_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes a member; `false` if they were not a member of that team.
+    pub async fn delete_team_member(
+        &self,
+        account_id: &str,
+        slug: &str,
+        member_id: &str,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "DELETE FROM team_members WHERE account_id = $1 AND team_slug = $2 AND member_id = $3",
+        )
+        .bind(account_id)
+        .bind(slug)
+        .bind(member_id)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// A team with its members.
+    pub async fn get_team(
+        &self,
+        account_id: &str,
+        slug: &str,
+    ) -> Result<Option<(TeamRow, Vec<String>)>> {
+        Ok(self
+            .list_teams(account_id)
+            .await?
+            .into_iter()
+            .find(|(t, _)| t.slug == slug))
+    }
+}
+
+async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKeyRow) -> Result<()> {
+    let r = sqlx::query(
+        "INSERT INTO api_keys (id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at, replaced_by, rotated_from)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&k.id)
+    .bind(&k.account_id)
+    .bind(&k.name)
+    .bind(&k.prefix)
+    .bind(&k.secret_hash)
+    .bind(&k.scopes)
+    .bind(k.created_at)
+    .bind(k.expires_at)
+    .bind(k.revoked_at)
+    .bind(k.last_used_at)
+    .bind(&k.replaced_by)
+    .bind(&k.rotated_from)
+    .execute(&mut **tx)
+    .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if unique_violation(&e) => Err(StoreError::Conflict("id")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn invalidate(
+    tx: &mut Transaction<'static, Sqlite>,
+    kind: &str,
+    target: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO invalidations (kind, target, created_at) VALUES ($1, $2, $3)")
+        .bind(kind)
+        .bind(target)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! Plain rows as stored; the server turns them into API objects.
+
+/// An account row.
+#[derive(Clone, sqlx::FromRow)]
+pub struct AccountRow {
+    /// Opaque id.
+    pub id: String,
+    /// Unique username.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// `free` | `pro` | `enterprise`.
+    pub plan: String,
+    /// Server operator.
+    pub is_operator: bool,
+    /// `active` | `suspended`.
+    pub status: String,
+    /// Why it was suspended.
+    pub status_reason: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for AccountRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountRow")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .field("plan", &self.plan)
+            .field("is_operator", &self.is_operator)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+/// An API key row. `secret_hash` is the SHA-256 hex digest of the key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    /// Opaque id.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// Human name.
+    pub name: String,
+    /// First 8 characters of the key.
+    pub prefix: String,
+    /// SHA-256 hex of the key.
+    pub secret_hash: String,
+    /// Granted scopes, space-separated.
+    pub scopes: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When it stops working (user expiry or end of rotation grace).
+    pub expires_at: Option<i64>,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+    /// Last authenticated use (batched).
+    pub last_used_at: Option<i64>,
+    /// The key that rotated this one.
+    pub replaced_by: Option<String>,
+    /// The key this one rotated.
+    pub rotated_from: Option<String>,
+}
+
+/// A project row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProjectRow {
+    /// Owner.
+    pub account_id: String,
+    /// Slug (unique per account).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A deployment row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeploymentRow {
+    /// Opaque id.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// Project slug.
+    pub project_slug: String,
+    /// Git ref deployed.
+    #[sqlx(rename = "ref")]
+    pub git_ref: String,
+    /// Target environment.
+    pub environment: String,
+    /// Status.
+    pub status: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A team row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TeamRow {
+    /// Owner.
+    pub account_id: String,
+    /// Slug (unique per account).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// One cache invalidation.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Invalidation {
+    /// Sequence number.
+    pub seq: i64,
+    /// `api_key`, `account`, …
+    pub kind: String,
+    /// The id of what changed.
+    pub target: String,
+}
