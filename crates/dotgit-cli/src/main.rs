@@ -174,6 +174,10 @@ async fn serve(common: &Common, a: ServeArgs) -> Result<()> {
     }
     let config = load_config(common, &extra)?;
     let data_dir = config.data_dir.clone();
+    // listen for SIGTERM before announcing the address, so an early one is a clean stop
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     let running = dotgit_server::start(config, Arc::new(SystemClock)).await?;
     eprintln!(
         "dotgit {} serving https://{}",
@@ -193,31 +197,16 @@ async fn serve(common: &Common, a: ServeArgs) -> Result<()> {
     if let Some(h) = running.http_addr {
         eprintln!("  plain HTTP:  http://{h} (answers 403 https_required)");
     }
-    shutdown_signal().await;
+    #[cfg(unix)]
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
     eprintln!("dotgit: shutting down");
     running.shutdown().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }
 
 fn read_password() -> Result<String> {

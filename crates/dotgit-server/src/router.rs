@@ -8,7 +8,9 @@ use crate::auth::{self, Access, Projects};
 use crate::error::{ApiError, REQUEST_ID};
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, RawPathParams, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequestParts, RawPathParams, Request, State,
+};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -427,7 +429,7 @@ async fn edge(req: Request, next: Next) -> Response {
 /// credential's budget, and hand the principal to the handler.
 async fn enforce(
     State((state, access)): State<(AppState, Access)>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
     let peer = req
@@ -440,15 +442,21 @@ async fn enforce(
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    let params = req.extensions().get::<RawPathParams>().map(|p| {
-        p.iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect::<Vec<_>>()
-    });
+    let (mut parts, body) = req.into_parts();
+    let params: Vec<(String, String)> =
+        match RawPathParams::from_request_parts(&mut parts, &()).await {
+            Ok(p) => p
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+    let mut req = Request::from_parts(parts, body);
     let lookup = |name: &str| {
         params
-            .as_ref()
-            .and_then(|ps| ps.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     };
     let mut resp = if budget.exceeded {
         ApiError::rate_limited(

@@ -1,1 +1,259 @@
-//! placeholder
+//! dotgit-testkit: the real server, in-process, for integration tests — HTTPS on port 0 with its
+//! own self-signed certificate, a throw-away data dir, a clock the test moves by hand, and an
+//! HTTPS client that trusts exactly that certificate. Nothing is mocked.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dotgit_core::{ManualClock, Plan, ScopeSet};
+use dotgit_server::{ops, AppState, Config, Running};
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde_json::Value;
+use std::sync::Arc;
+
+pub use reqwest;
+pub use serde_json::json;
+
+/// A test account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Id.
+    pub id: String,
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body as JSON (`Null` if not JSON).
+    pub body: Value,
+    /// Body as text.
+    pub text: String,
+}
+
+impl Resp {
+    /// The `error` field of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+    /// A header as a string.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+/// A running dotgit server.
+#[derive(Debug)]
+pub struct TestServer {
+    running: Option<Running>,
+    /// Settings it was started with (data dir inside `dir`).
+    pub config: Config,
+    /// The data dir (deleted on drop).
+    pub dir: tempfile::TempDir,
+    /// The clock the server reads.
+    pub clock: Arc<ManualClock>,
+    /// An HTTPS client trusting the server's certificate.
+    pub client: reqwest::Client,
+    /// `https://127.0.0.1:<port>`
+    pub base: String,
+}
+
+/// The time test clocks start at: 2026-11-29T12:00:00Z.
+pub const T0: i64 = 1_795_953_600;
+
+impl TestServer {
+    /// Starts a server with default settings.
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `f` adjusts the settings.
+    pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestServer {
+        dotgit_server::tls::install_crypto_provider();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            invalidation_poll_ms: 100,
+            ..Config::default()
+        };
+        f(&mut config);
+        let clock = Arc::new(ManualClock::new(T0));
+        let running = dotgit_server::start(config.clone(), clock.clone())
+            .await
+            .expect("server starts");
+        let client = client_for(&running.cert_path);
+        let base = format!("https://{}", running.addr);
+        TestServer {
+            running: Some(running),
+            config,
+            dir,
+            clock,
+            client,
+            base,
+        }
+    }
+
+    /// The server's shared state (store, cache, limiter).
+    pub fn state(&self) -> &AppState {
+        &self.running.as_ref().expect("running").state
+    }
+
+    /// The running server.
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    /// Stops the server and starts it again on the same data dir (new port).
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        let running = dotgit_server::start(self.config.clone(), self.clock.clone())
+            .await
+            .expect("server restarts");
+        self.base = format!("https://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+
+    /// Creates an account (password `password-<username>`).
+    pub async fn account(&self, username: &str) -> Account {
+        self.account_with(username, Plan::Pro, false).await
+    }
+
+    /// Creates an account with a plan and operator flag.
+    pub async fn account_with(&self, username: &str, plan: Plan, operator: bool) -> Account {
+        let password = format!("password-{username}");
+        let a = ops::create_account(
+            &self.state().store,
+            self.clock_now(),
+            username,
+            &password,
+            plan,
+            operator,
+        )
+        .await
+        .expect("account");
+        Account {
+            id: a.id,
+            username: a.username,
+            password,
+        }
+    }
+
+    /// Issues an API key directly (as the CLI does) and returns the secret.
+    pub async fn key(&self, account: &Account, scopes: &[&str]) -> String {
+        let scopes = ScopeSet::parse_list(scopes).expect("scopes");
+        let name = format!("k{}", ops::new_id("t").unwrap());
+        let (_row, secret) = ops::create_api_key(
+            &self.state().store,
+            self.clock_now(),
+            &account.id,
+            &name,
+            &scopes,
+            None,
+        )
+        .await
+        .expect("key");
+        secret.expose().to_owned()
+    }
+
+    fn clock_now(&self) -> i64 {
+        use dotgit_core::Clock;
+        self.clock.now()
+    }
+
+    /// Full URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request with an optional Bearer credential and JSON body.
+    pub async fn req(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut rb = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            rb = rb.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        read(rb.send().await.expect("request sent")).await
+    }
+
+    /// GET with a credential.
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.req(Method::GET, path, Some(token), None).await
+    }
+
+    /// POST JSON with a credential.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.req(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// DELETE with a credential.
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.req(Method::DELETE, path, Some(token), None).await
+    }
+}
+
+/// Reads a response whole.
+pub async fn read(r: reqwest::Response) -> Resp {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+/// A rustls client config (aws-lc-rs) trusting exactly the certificate in `cert_path`.
+pub fn tls_client_config(cert_path: &std::path::Path) -> rustls::ClientConfig {
+    let pem = std::fs::read(cert_path).expect("cert");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c.expect("pem")).expect("root");
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth()
+}
+
+/// An HTTPS client trusting exactly the certificate in `cert_path`.
+pub fn client_for(cert_path: &std::path::Path) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls_client_config(cert_path))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}

@@ -1,0 +1,9 @@
+//! The single integration-test binary: the real server in-process over TLS (dotgit-testkit),
+//! spoken to by an HTTPS client, plus the real `dotgit` binary for the command line.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod errors;
+mod keys;
+mod platform;
