@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod credential;
+pub mod jwt;
 pub mod net;
 pub mod principal;
 pub mod scope;
