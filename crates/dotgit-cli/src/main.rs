@@ -113,6 +113,15 @@ enum KeysCmd {
     },
 }
 
+/// An API error as a command-line error: the public message, plus the internal cause (the
+/// operator running the command is the one who needs it).
+fn cli_err(e: dotgit_server::error::ApiError) -> anyhow::Error {
+    match e.cause {
+        Some(cause) => anyhow::anyhow!("{} ({cause})", e.message),
+        None => anyhow::anyhow!(e.message),
+    }
+}
+
 fn load_config(common: &Common, extra: &[(&str, String)]) -> Result<Config> {
     let mut flags: Vec<(&str, String)> = extra.to_vec();
     if let Some(d) = &common.data_dir {
@@ -240,7 +249,7 @@ async fn admin(common: &Common, cmd: AdminCmd) -> Result<()> {
             let plan = Plan::parse(&plan).unwrap_or(Plan::Free);
             let a = ops::create_account(&store, now, &username, &password, plan, operator)
                 .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
+                .map_err(cli_err)?;
             println!(
                 "{}",
                 serde_json::json!({"id": a.id, "username": a.username, "plan": a.plan, "operator": a.is_operator})
@@ -249,14 +258,14 @@ async fn admin(common: &Common, cmd: AdminCmd) -> Result<()> {
         AdminCmd::Suspend { username, reason } => {
             ops::set_suspended(&store, now, &username, true, reason.as_deref())
                 .await
-                .map_err(|e| anyhow::anyhow!(e.message))?
+                .map_err(cli_err)?
                 .with_context(|| format!("no account named `{username}`"))?;
             println!("suspended {username}");
         }
         AdminCmd::Unsuspend { username } => {
             ops::set_suspended(&store, now, &username, false, None)
                 .await
-                .map_err(|e| anyhow::anyhow!(e.message))?
+                .map_err(cli_err)?
                 .with_context(|| format!("no account named `{username}`"))?;
             println!("unsuspended {username}");
         }
@@ -280,13 +289,12 @@ async fn keys(common: &Common, cmd: KeysCmd) -> Result<()> {
                 .account_by_username(&account)
                 .await?
                 .with_context(|| format!("no account named `{account}`"))?;
-            let scopes =
-                ops::parse_scopes("--scope", &scopes).map_err(|e| anyhow::anyhow!(e.message))?;
+            let scopes = ops::parse_scopes("--scope", &scopes).map_err(cli_err)?;
             let name = name.unwrap_or_else(|| format!("cli-{now}"));
             let (_row, secret) =
                 ops::create_api_key(&store, now, &acct.id, &name, &scopes, expires_in_days)
                     .await
-                    .map_err(|e| anyhow::anyhow!(e.message))?;
+                    .map_err(cli_err)?;
             println!("{}", secret.expose());
         }
         KeysCmd::Rotate { id, grace } => {
@@ -301,7 +309,7 @@ async fn keys(common: &Common, cmd: KeysCmd) -> Result<()> {
                 grace.unwrap_or(ops::DEFAULT_GRACE_SECONDS),
             )
             .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+            .map_err(cli_err)?;
             println!("{}", secret.expose());
         }
     }

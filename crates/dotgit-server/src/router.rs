@@ -109,11 +109,21 @@ fn table(state: AppState) -> Table {
         get.clone(),
         "/healthz",
         Public,
-        "Liveness and storage check",
+        "Readiness: the server and its storage answer",
         200,
         None,
         None,
         health,
+    )
+    .add(
+        get.clone(),
+        "/livez",
+        Public,
+        "Liveness: the process answers (no storage round trip)",
+        200,
+        None,
+        None,
+        live,
     )
     .add(
         get.clone(),
@@ -372,6 +382,10 @@ async fn openapi(axum::Extension(doc): axum::Extension<OpenApiDoc>) -> Json<Valu
 async fn health(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     s.store.ping().await?;
     Ok(Json(json!({"status": "ok"})))
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({"status": "ok"}))
 }
 
 async fn not_found() -> ApiError {

@@ -318,6 +318,104 @@ impl Store {
         Ok(())
     }
 
+    // ---- JWT keys ----------------------------------------------------------------------
+
+    /// Registers a JWT public key (class B). `Conflict("name")` if the account has a key of that name.
+    pub async fn insert_jwt_key(&self, k: &JwtKeyRow) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let dup: Option<(String,)> =
+            sqlx::query_as("SELECT kid FROM jwt_keys WHERE account_id = $1 AND name = $2")
+                .bind(&k.account_id)
+                .bind(&k.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if dup.is_some() {
+            return Err(StoreError::Conflict("name"));
+        }
+        sqlx::query(
+            "INSERT INTO jwt_keys (kid, account_id, name, issuer, public_key_pem, thumbprint, allowed_scopes, max_lifetime_seconds, single_use, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&k.kid)
+        .bind(&k.account_id)
+        .bind(&k.name)
+        .bind(&k.issuer)
+        .bind(&k.public_key_pem)
+        .bind(&k.thumbprint)
+        .bind(&k.allowed_scopes)
+        .bind(k.max_lifetime_seconds)
+        .bind(k.single_use)
+        .bind(k.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The account's JWT keys, newest first.
+    pub async fn list_jwt_keys(&self, account_id: &str) -> Result<Vec<JwtKeyRow>> {
+        Ok(sqlx::query_as::<_, JwtKeyRow>(
+            "SELECT * FROM jwt_keys WHERE account_id = $1 ORDER BY created_at DESC, kid DESC",
+        )
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// One JWT key of the account: the verification lookup is always (account, kid).
+    pub async fn get_jwt_key(&self, account_id: &str, kid: &str) -> Result<Option<JwtKeyRow>> {
+        Ok(sqlx::query_as::<_, JwtKeyRow>(
+            "SELECT * FROM jwt_keys WHERE account_id = $1 AND kid = $2",
+        )
+        .bind(account_id)
+        .bind(kid)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// Deletes a JWT key (class A: tokens signed with it stop working at once).
+    pub async fn delete_jwt_key(&self, account_id: &str, kid: &str, now: i64) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM jwt_keys WHERE account_id = $1 AND kid = $2")
+            .bind(account_id)
+            .bind(kid)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 1 {
+            invalidate(&mut tx, "jwt_key", kid, now).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Records a single-use token's `jti` (class A). `false` if it was seen before: a replay.
+    /// Expired entries are swept in the same transaction.
+    pub async fn consume_jti(
+        &self,
+        kid: &str,
+        jti: &str,
+        keep_until: i64,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM jwt_jti WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query(
+            "INSERT INTO jwt_jti (kid, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (kid, jti) DO NOTHING",
+        )
+        .bind(kid)
+        .bind(jti)
+        .bind(keep_until)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     // ---- invalidations -----------------------------------------------------------------
 
     /// The newest invalidation sequence number (0 if none).

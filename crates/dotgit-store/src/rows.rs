@@ -119,3 +119,28 @@ pub struct Invalidation {
     /// The id of what changed.
     pub target: String,
 }
+
+/// A registered customer JWT public key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JwtKeyRow {
+    /// Server-assigned key id (the JWT header `kid`).
+    pub kid: String,
+    /// Owner (the JWT `sub`).
+    pub account_id: String,
+    /// Human name.
+    pub name: String,
+    /// Expected `iss`.
+    pub issuer: String,
+    /// The RSA public key, SPKI PEM.
+    pub public_key_pem: String,
+    /// RFC 7638 thumbprint.
+    pub thumbprint: String,
+    /// Scopes tokens may carry, space-separated.
+    pub allowed_scopes: String,
+    /// Longest `exp - iat` accepted.
+    pub max_lifetime_seconds: i64,
+    /// Each `jti` accepted once.
+    pub single_use: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}

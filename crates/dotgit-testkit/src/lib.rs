@@ -233,13 +233,19 @@ pub async fn read(r: reqwest::Response) -> Resp {
     }
 }
 
-/// A rustls client config (aws-lc-rs) trusting exactly the certificate in `cert_path`.
-pub fn tls_client_config(cert_path: &std::path::Path) -> rustls::ClientConfig {
+/// A root store holding exactly the certificates in `cert_path`.
+pub fn root_store(cert_path: &std::path::Path) -> rustls::RootCertStore {
     let pem = std::fs::read(cert_path).expect("cert");
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile::certs(&mut pem.as_slice()) {
         roots.add(c.expect("pem")).expect("root");
     }
+    roots
+}
+
+/// A rustls client config (aws-lc-rs) trusting exactly the certificate in `cert_path`.
+pub fn tls_client_config(cert_path: &std::path::Path) -> rustls::ClientConfig {
+    let roots = root_store(cert_path);
     rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))

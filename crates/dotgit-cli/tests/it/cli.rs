@@ -2,16 +2,18 @@
 //! dir of a running server (changes reach it within 1 s), and `dotgit serve` itself.
 
 use dotgit_testkit::{client_for, TestServer};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn dotgit(
+/// Runs the real binary without blocking the runtime: the in-process server shares this thread
+/// and must keep serving (and finishing its own transactions) while the command runs.
+async fn dotgit(
     data_dir: &std::path::Path,
     args: &[&str],
     stdin: Option<&str>,
 ) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dotgit"))
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dotgit"))
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
@@ -20,17 +22,14 @@ fn dotgit(
         .stderr(Stdio::piped())
         .spawn()
         .expect("dotgit runs");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        tokio::io::AsyncWriteExt::write_all(&mut input, text.as_bytes())
+            .await
             .unwrap();
-    } else {
-        drop(child.stdin.take());
     }
-    let out = child.wait_with_output().unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -73,7 +72,8 @@ async fn cli_accounts_keys_and_suspension_reach_a_running_server_within_a_second
         &dir,
         &["admin", "create-account", "alice", "--plan", "pro"],
         Some("a long password\n"),
-    );
+    )
+    .await;
     assert!(ok, "{err}");
     let acct: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(acct["username"], "alice");
@@ -95,7 +95,8 @@ async fn cli_accounts_keys_and_suspension_reach_a_running_server_within_a_second
             "laptop",
         ],
         None,
-    );
+    )
+    .await;
     assert!(ok, "{err}");
     let key = out.trim().to_owned();
     assert_eq!(out.lines().count(), 1, "prints only the key");
@@ -112,14 +113,15 @@ async fn cli_accounts_keys_and_suspension_reach_a_running_server_within_a_second
         &dir,
         &["admin", "suspend", "alice", "--reason", "test"],
         None,
-    );
+    )
+    .await;
     assert!(ok, "{err}");
     let took = within(Duration::from_secs(1), || async {
         s.get("/v1/projects", &key).await.code() == "account_suspended"
     })
     .await;
     eprintln!("suspension reached the server in {took:?}");
-    let (ok, _, _) = dotgit(&dir, &["admin", "unsuspend", "alice"], None);
+    let (ok, _, _) = dotgit(&dir, &["admin", "unsuspend", "alice"], None).await;
     assert!(ok);
     within(Duration::from_secs(1), || async {
         s.get("/v1/projects", &key).await.status == 200
@@ -127,7 +129,7 @@ async fn cli_accounts_keys_and_suspension_reach_a_running_server_within_a_second
     .await;
 
     // rotation from the CLI with no grace: old key dies within 1 s, the new one works
-    let (ok, out, err) = dotgit(&dir, &["keys", "rotate", &id, "--grace", "0"], None);
+    let (ok, out, err) = dotgit(&dir, &["keys", "rotate", &id, "--grace", "0"], None).await;
     assert!(ok, "{err}");
     let new_key = out.trim().to_owned();
     sync_clock();
@@ -139,14 +141,15 @@ async fn cli_accounts_keys_and_suspension_reach_a_running_server_within_a_second
     assert_eq!(s.get("/v1/projects", &new_key).await.status, 200);
 
     // bad input: clear messages, non-zero exit, nothing created
-    let (ok, _, err) = dotgit(&dir, &["admin", "create-account", "bob"], Some("short\n"));
+    let (ok, _, err) = dotgit(&dir, &["admin", "create-account", "bob"], Some("short\n")).await;
     assert!(!ok);
     assert!(err.contains("password"), "{err}");
     let (ok, _, err) = dotgit(
         &dir,
         &["admin", "create-account", "alice"],
         Some("another long password\n"),
-    );
+    )
+    .await;
     assert!(!ok);
     assert!(err.contains("taken"), "{err}");
     let (ok, _, err) = dotgit(
@@ -160,7 +163,8 @@ async fn cli_accounts_keys_and_suspension_reach_a_running_server_within_a_second
             "repo:all",
         ],
         None,
-    );
+    )
+    .await;
     assert!(!ok);
     assert!(err.contains("--scope[0]"), "{err}");
     let (ok, _, err) = dotgit(
@@ -174,10 +178,11 @@ async fn cli_accounts_keys_and_suspension_reach_a_running_server_within_a_second
             "repo:read",
         ],
         None,
-    );
+    )
+    .await;
     assert!(!ok);
     assert!(err.contains("nobody"), "{err}");
-    let (ok, _, err) = dotgit(&dir, &["admin", "suspend", "nobody"], None);
+    let (ok, _, err) = dotgit(&dir, &["admin", "suspend", "nobody"], None).await;
     assert!(!ok && err.contains("nobody"), "{err}");
 }
 
