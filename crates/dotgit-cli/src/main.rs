@@ -43,6 +43,37 @@ enum Cmd {
     /// API keys.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// JWT Configuration: customer public keys for RS256 JWTs.
+    #[command(subcommand, name = "jwt-keys")]
+    JwtKeys(JwtKeysCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum JwtKeysCmd {
+    /// Register an RSA public key; prints the key's kid, issuer and the sub tokens must carry.
+    Register {
+        /// Owner's username.
+        #[arg(long)]
+        account: String,
+        /// Key name.
+        #[arg(long)]
+        name: String,
+        /// File with the public key: PEM (SPKI or PKCS#1) or a JWK (JSON).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// A scope tokens may carry (repeatable).
+        #[arg(long = "scope", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        /// Longest token lifetime, 900–86400 seconds (default 3600).
+        #[arg(long)]
+        max_lifetime_seconds: Option<i64>,
+        /// Expected `iss` (default: the kid).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Require a `jti` and accept each token once.
+        #[arg(long)]
+        single_use: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -161,6 +192,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Serve(a) => serve(&cli.common, a).await,
         Cmd::Admin(a) => admin(&cli.common, a).await,
         Cmd::Keys(k) => keys(&cli.common, k).await,
+        Cmd::JwtKeys(k) => jwt_keys(&cli.common, k).await,
     }
 }
 
@@ -311,6 +343,58 @@ async fn keys(common: &Common, cmd: KeysCmd) -> Result<()> {
             .await
             .map_err(cli_err)?;
             println!("{}", secret.expose());
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn jwt_keys(common: &Common, cmd: JwtKeysCmd) -> Result<()> {
+    let config = load_config(common, &[])?;
+    let store = dotgit_server::open_store(&config.data_dir).await?;
+    let now = SystemClock.now();
+    match cmd {
+        JwtKeysCmd::Register {
+            account,
+            name,
+            public_key,
+            scopes,
+            max_lifetime_seconds,
+            issuer,
+            single_use,
+        } => {
+            let acct = store
+                .account_by_username(&account)
+                .await?
+                .with_context(|| format!("no account named `{account}`"))?;
+            let text = std::fs::read_to_string(&public_key)
+                .with_context(|| format!("reading {}", public_key.display()))?;
+            let value = if text.trim_start().starts_with('{') {
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not valid JSON", public_key.display()))?
+            } else {
+                serde_json::Value::String(text)
+            };
+            let scopes = ops::parse_scopes("--scope", &scopes).map_err(cli_err)?;
+            let row = ops::register_jwt_key(
+                &store,
+                now,
+                &acct.id,
+                ops::NewJwtKey {
+                    name: &name,
+                    public_key: &value,
+                    allowed_scopes: &scopes,
+                    max_lifetime_seconds,
+                    issuer: issuer.as_deref(),
+                    single_use,
+                },
+            )
+            .await
+            .map_err(cli_err)?;
+            println!(
+                "{}",
+                serde_json::json!({"kid": row.kid, "issuer": row.issuer, "sub": row.account_id})
+            );
         }
     }
     store.close().await;

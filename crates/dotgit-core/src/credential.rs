@@ -5,7 +5,6 @@
 //! whose checksum fails is refused here, before any database work. Secrets only exist inside
 //! [`Secret`], whose `Debug` and `Display` never show them; storage sees only [`SecretHash`].
 
-use sha2::{Digest, Sha256};
 use std::fmt;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -96,7 +95,11 @@ pub struct SecretHash(pub [u8; 32]);
 impl SecretHash {
     /// Hashes a secret string.
     pub fn of(s: &str) -> Self {
-        SecretHash(Sha256::digest(s.as_bytes()).into())
+        // aws-lc's SHA-256 uses the CPU's SHA extensions where present: this runs per request
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        SecretHash(out)
     }
     /// Lower-case hex, the stored form.
     pub fn to_hex(&self) -> String {
@@ -280,6 +283,14 @@ mod tests {
             classify(key),
             TokenShape::Opaque(CredentialKind::ApiKey, _)
         ));
+    }
+
+    #[test]
+    fn secret_hash_is_sha256() {
+        assert_eq!(
+            SecretHash::of("abc").to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

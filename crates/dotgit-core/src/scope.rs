@@ -260,6 +260,29 @@ impl ScopeSet {
         self.0.iter().all(|s| other.0.iter().any(|o| o.covers(s)))
     }
 
+    /// Narrows every scope on `resources` to the listed projects (a scope over all projects
+    /// becomes one scope per listed project; a scope on an unlisted project is dropped). Scopes on
+    /// other resources are kept as they are. Used for the JWT `projects` claim.
+    pub fn narrow_to_projects(&self, projects: &[String], resources: &[Resource]) -> ScopeSet {
+        let mut out = Vec::new();
+        for s in &self.0 {
+            if !resources.contains(&s.resource) {
+                out.push(s.clone());
+                continue;
+            }
+            match &s.project {
+                Some(p) if projects.contains(p) => out.push(s.clone()),
+                Some(_) => {}
+                None => out.extend(projects.iter().map(|p| Scope {
+                    resource: s.resource,
+                    action: s.action,
+                    project: Some(p.clone()),
+                })),
+            }
+        }
+        ScopeSet::from_scopes(out)
+    }
+
     /// The effective scopes of a credential whose grant is `self` and whose owner may still do
     /// `limit`: for every pair of scopes on the same resource, their meet (the weaker action,
     /// the narrower project). For any concrete project the result allows exactly what both allow.
@@ -372,6 +395,20 @@ mod tests {
             vec!["repo:read:x", "deploy:read"]
         );
         assert_eq!(granted.intersect(&ScopeSet::all()), granted);
+    }
+
+    #[test]
+    fn narrowing_to_projects() {
+        let s = set(&["repo:write", "deploy:read:a", "deploy:read:b", "team:read"]);
+        let n = s.narrow_to_projects(
+            &["a".into(), "c".into()],
+            &[Resource::Repo, Resource::Deploy],
+        );
+        assert_eq!(
+            n.to_strings(),
+            vec!["repo:write:a", "repo:write:c", "deploy:read:a", "team:read"]
+        );
+        assert!(n.is_subset_of(&s));
     }
 
     fn arb_scope() -> impl Strategy<Value = Scope> {

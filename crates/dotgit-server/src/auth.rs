@@ -6,12 +6,13 @@
 //! valid credential of a suspended account gets 403; a source over its failure budget gets 429
 //! before its credential is even looked at; scopes are checked after all of that.
 
-use crate::cache::CachedCredential;
+use crate::cache::{CachedCredential, JwtKeyEntry};
 use crate::error::ApiError;
 use crate::limiter::Budget;
 use crate::state::AppState;
 use axum::http::{header, HeaderMap};
 use dotgit_core::credential::{classify, TokenShape};
+use dotgit_core::jwt::{self, KeyPolicy, VerifyContext, LEEWAY_SECONDS};
 use dotgit_core::{
     AccountStatus, Action, CredentialKind, Plan, Principal, Resource, ScopeSet, SecretHash,
 };
@@ -73,6 +74,14 @@ pub enum Failure {
     Expired,
     /// A kind this server does not accept yet.
     Unsupported,
+    /// A customer JWT failed a verification rule (the reason names which).
+    Jwt(&'static str),
+    /// A JWT whose `kid` is not a key of the account named by `sub`.
+    UnknownJwtKey,
+    /// A single-use JWT presented again.
+    JtiReplay,
+    /// The source address is outside the credential's allowed networks (JWT `ips`).
+    SourceNotAllowed,
 }
 
 impl Failure {
@@ -85,6 +94,10 @@ impl Failure {
             Failure::Revoked => "revoked credential",
             Failure::Expired => "expired credential",
             Failure::Unsupported => "credential kind not accepted",
+            Failure::Jwt(reason) => reason,
+            Failure::UnknownJwtKey => "jwt_unknown_kid",
+            Failure::JtiReplay => "jwt_jti_replayed",
+            Failure::SourceNotAllowed => "source address outside the credential's allowed networks",
         }
     }
 }
@@ -120,9 +133,13 @@ pub async fn verify_credential(
     let now = state.now();
     let result = match classify(token) {
         TokenShape::Malformed => Err(Failure::Malformed),
-        TokenShape::Jwt => Err(Failure::Unsupported),
+        TokenShape::Jwt => verify_jwt(state, token, now).await?,
         TokenShape::Opaque(kind, hash) => verify_opaque(state, kind, &hash, now).await?,
     };
+    let result = result.and_then(|c| match &c.ips {
+        Some(nets) if !nets.iter().any(|n| n.contains(ip)) => Err(Failure::SourceNotAllowed),
+        _ => Ok(c),
+    });
     match result {
         Ok(c) => {
             if c.status == AccountStatus::Suspended {
@@ -180,10 +197,133 @@ async fn verify_opaque(
     if cred.kind != kind {
         return Ok(Err(Failure::Unknown));
     }
-    if cred.expires_at.is_some_and(|e| now >= e) {
+    if cred.valid_until.is_some_and(|e| now >= e) {
         return Ok(Err(Failure::Expired));
     }
     Ok(Ok(cred))
+}
+
+/// Resources the JWT `projects` claim narrows; the others are not per project.
+const PROJECT_RESOURCES: [Resource; 2] = [Resource::Repo, Resource::Deploy];
+
+/// Verifies a customer JWT (SPEC §4): the key is looked up only among the keys of the account
+/// named by `sub`; a repeated token of a reusable key is served from the verification cache
+/// until its `exp` (plus leeway) or the key's deletion; a single-use token's `jti` is consumed
+/// durably before it is accepted, so a replay fails even after a restart.
+async fn verify_jwt(
+    state: &AppState,
+    token: &str,
+    now: i64,
+) -> Result<Result<Arc<CachedCredential>, Failure>, ApiError> {
+    let hash = SecretHash::of(token);
+    if let Some(c) = state.cache.get(&hash) {
+        if c.kind != CredentialKind::Jwt {
+            return Ok(Err(Failure::Unknown));
+        }
+        if c.valid_until.is_some_and(|e| now >= e) {
+            return Ok(Err(Failure::Expired));
+        }
+        return Ok(Ok(c));
+    }
+    let generation = state.cache.generation();
+    let u = match jwt::decode_unverified(token) {
+        Ok(u) => u,
+        Err(e) => return Ok(Err(Failure::Jwt(e.reason()))),
+    };
+    let Some(entry) = jwt_key(state, u.sub(), u.kid(), generation).await? else {
+        return Ok(Err(Failure::UnknownJwtKey));
+    };
+    let policy = KeyPolicy {
+        key: &entry.key,
+        account_id: &entry.account_id,
+        issuer: &entry.issuer,
+        allowed_scopes: &entry.allowed_scopes,
+        max_lifetime_seconds: entry.max_lifetime_seconds,
+        single_use: entry.single_use,
+    };
+    let ctx = VerifyContext {
+        audience: &state.audience,
+        now,
+        leeway: LEEWAY_SECONDS,
+    };
+    let v = match jwt::verify(&u, &policy, &ctx) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(Failure::Jwt(e.reason()))),
+    };
+    let valid_until = v.exp.saturating_add(LEEWAY_SECONDS).saturating_add(1);
+    if entry.single_use {
+        let Some(jti) = v.jti.as_deref() else {
+            return Ok(Err(Failure::Jwt("jwt_missing_jti")));
+        };
+        if !state
+            .store
+            .consume_jti(&entry.kid, jti, valid_until, now)
+            .await?
+        {
+            return Ok(Err(Failure::JtiReplay));
+        }
+    }
+    let mut scopes = v.scopes.intersect(&owner_may(entry.plan));
+    if let Some(projects) = &v.projects {
+        scopes = scopes.narrow_to_projects(projects, &PROJECT_RESOURCES);
+    }
+    let cred = Arc::new(CachedCredential {
+        kind: CredentialKind::Jwt,
+        credential_id: entry.kid.clone(),
+        account_id: entry.account_id.clone(),
+        username: entry.username.clone(),
+        plan: entry.plan,
+        operator: entry.operator,
+        status: entry.status,
+        scopes,
+        expires_at: Some(v.exp),
+        valid_until: Some(valid_until),
+        created_at: v.iat,
+        ips: v.ips,
+    });
+    if !entry.single_use {
+        state.cache.fill(&hash, generation, cred.clone());
+    }
+    Ok(Ok(cred))
+}
+
+/// The registered key `kid` of account `account_id`, parsed, from the cache or the store.
+async fn jwt_key(
+    state: &AppState,
+    account_id: &str,
+    kid: &str,
+    generation: u64,
+) -> Result<Option<Arc<JwtKeyEntry>>, ApiError> {
+    if let Some(e) = state.cache.jwt_key(account_id, kid) {
+        return Ok(Some(e));
+    }
+    let Some(row) = state.store.get_jwt_key(account_id, kid).await? else {
+        return Ok(None);
+    };
+    let Some(acct) = state.store.account_by_id(account_id).await? else {
+        return Ok(None);
+    };
+    let Ok(key) = jwt::RsaPublicKey::from_pem(&row.public_key_pem) else {
+        return Err(ApiError::internal(format!(
+            "stored JWT key {kid} does not parse"
+        )));
+    };
+    let plan = Plan::parse(&acct.plan).unwrap_or(Plan::Free);
+    let entry = Arc::new(JwtKeyEntry {
+        kid: row.kid,
+        account_id: acct.id,
+        username: acct.username,
+        plan,
+        operator: acct.is_operator,
+        status: AccountStatus::parse(&acct.status),
+        key,
+        issuer: row.issuer,
+        allowed_scopes: ScopeSet::parse_space_separated(&row.allowed_scopes).unwrap_or_default(),
+        max_lifetime_seconds: row.max_lifetime_seconds,
+        single_use: row.single_use,
+    });
+    state.cache.fill_jwt_key(generation, entry.clone());
+    Ok(Some(entry))
 }
 
 async fn load_api_key(
@@ -208,7 +348,9 @@ async fn load_api_key(
         status: AccountStatus::parse(&acct.status),
         scopes: granted.intersect(&owner_may(plan)),
         expires_at: key.expires_at,
+        valid_until: key.expires_at,
         created_at: key.created_at,
+        ips: None,
     }))
 }
 

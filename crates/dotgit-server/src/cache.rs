@@ -6,6 +6,8 @@
 //! before the change carries the old generation and is dropped. Other nodes and the CLI reach
 //! this through the `invalidations` table, polled by [`crate::state::spawn_background`].
 
+use dotgit_core::jwt::RsaPublicKey;
+use dotgit_core::net::Cidr;
 use dotgit_core::{AccountStatus, CredentialKind, Plan, ScopeSet, SecretHash};
 use parking_lot::RwLock;
 use std::sync::Arc;
@@ -30,16 +32,48 @@ pub struct CachedCredential {
     pub status: AccountStatus,
     /// Effective scopes.
     pub scopes: ScopeSet,
-    /// When it stops working.
+    /// When it expires (shown to the caller).
     pub expires_at: Option<i64>,
+    /// The first second it is no longer accepted (a JWT's `exp` plus leeway; else `expires_at`).
+    pub valid_until: Option<i64>,
     /// When the key was made (rotation policy).
     pub created_at: i64,
+    /// Source networks it may be used from (the JWT `ips` claim); `None`: anywhere.
+    pub ips: Option<Vec<Cidr>>,
+}
+
+/// A registered JWT key with its owner, parsed once and cached per (account, kid).
+#[derive(Debug)]
+pub struct JwtKeyEntry {
+    /// Key id.
+    pub kid: String,
+    /// Owner.
+    pub account_id: String,
+    /// Owner's username.
+    pub username: String,
+    /// Owner's plan.
+    pub plan: Plan,
+    /// Owner is an operator.
+    pub operator: bool,
+    /// Owner's status.
+    pub status: AccountStatus,
+    /// Parsed public key.
+    pub key: RsaPublicKey,
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Scopes tokens may carry.
+    pub allowed_scopes: ScopeSet,
+    /// Longest `exp - iat`.
+    pub max_lifetime_seconds: i64,
+    /// `jti` required and accepted once.
+    pub single_use: bool,
 }
 
 /// The cache.
 #[derive(Debug)]
 pub struct VerifyCache {
     map: moka::sync::Cache<[u8; 32], Arc<CachedCredential>>,
+    jwt_keys: moka::sync::Cache<String, Arc<JwtKeyEntry>>,
     generation: RwLock<u64>,
 }
 
@@ -55,6 +89,10 @@ impl VerifyCache {
         VerifyCache {
             map: moka::sync::Cache::builder()
                 .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+            jwt_keys: moka::sync::Cache::builder()
+                .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
             generation: RwLock::new(0),
@@ -80,10 +118,27 @@ impl VerifyCache {
         }
     }
 
-    /// Drops everything (after any revocation, rotation or suspension).
+    /// A cached JWT key, only if it belongs to `account_id` (kids are globally unique, but a
+    /// key is only ever looked up among the keys of the account a token names).
+    pub fn jwt_key(&self, account_id: &str, kid: &str) -> Option<Arc<JwtKeyEntry>> {
+        self.jwt_keys
+            .get(kid)
+            .filter(|e| e.account_id == account_id)
+    }
+
+    /// Caches a JWT key read at generation `seen`, unless something changed since.
+    pub fn fill_jwt_key(&self, seen: u64, v: Arc<JwtKeyEntry>) {
+        let g = self.generation.read();
+        if *g == seen {
+            self.jwt_keys.insert(v.kid.clone(), v);
+        }
+    }
+
+    /// Drops everything (after any revocation, rotation, key deletion or suspension).
     pub fn invalidate_all(&self) {
         let mut g = self.generation.write();
         *g += 1;
         self.map.invalidate_all();
+        self.jwt_keys.invalidate_all();
     }
 }

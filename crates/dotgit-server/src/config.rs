@@ -18,6 +18,8 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// The public base URL (default `https://<listen>`); the default JWT audience and OAuth issuer.
     pub public_url: Option<String>,
+    /// The `aud` customer JWTs must carry (default: the public URL).
+    pub audience: Option<String>,
     /// TLS certificate chain (PEM); default: a self-signed one made in the data dir.
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM), with `tls_cert`.
@@ -41,6 +43,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             http_listen: None,
             public_url: None,
+            audience: None,
             tls_cert: None,
             tls_key: None,
             auth_failure_limit: 20,
@@ -58,6 +61,7 @@ pub const KEYS: &[&str] = &[
     "listen",
     "http_listen",
     "public_url",
+    "audience",
     "tls_cert",
     "tls_key",
     "auth_failure_limit",
@@ -154,6 +158,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The audience customer JWTs must name.
+    pub fn audience(&self) -> String {
+        self.audience.clone().unwrap_or_else(|| self.public_url())
     }
 
     /// The public base URL, without a trailing slash.

@@ -7,7 +7,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use dotgit_core::credential::{generate, random_base62};
 use dotgit_core::{CredentialKind, Plan, ScopeSet, Secret};
-use dotgit_store::{AccountRow, ApiKeyRow, Store};
+use dotgit_store::{AccountRow, ApiKeyRow, JwtKeyRow, Store};
 
 /// Default rotation grace period (SPEC §6): 24 hours.
 pub const DEFAULT_GRACE_SECONDS: u32 = 86_400;
@@ -225,6 +225,79 @@ pub async fn rotate_api_key(
             "id: this key is no longer active (revoked, expired or rotated concurrently)",
         )),
     }
+}
+
+/// What a JWT key registration asks for.
+#[derive(Debug)]
+pub struct NewJwtKey<'a> {
+    /// Human name, unique in the account.
+    pub name: &'a str,
+    /// PEM string or JWK object (or a JWK as a JSON string).
+    pub public_key: &'a serde_json::Value,
+    /// Scopes tokens signed with it may carry.
+    pub allowed_scopes: &'a ScopeSet,
+    /// Longest `exp - iat` (900…86400, default 3600).
+    pub max_lifetime_seconds: Option<i64>,
+    /// Expected `iss` (default: the kid).
+    pub issuer: Option<&'a str>,
+    /// Require a `jti` and accept each once.
+    pub single_use: bool,
+}
+
+/// Registers a customer JWT public key (class B). Only the canonical SPKI PEM of the public key
+/// is stored; a JWK with private members is refused before anything is written.
+pub async fn register_jwt_key(
+    store: &Store,
+    now: i64,
+    account_id: &str,
+    req: NewJwtKey<'_>,
+) -> Result<JwtKeyRow, ApiError> {
+    use dotgit_core::jwt;
+    check_name("name", req.name)?;
+    let key = jwt::RsaPublicKey::from_pem_or_jwk(req.public_key).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_key",
+            e.to_string(),
+        )
+    })?;
+    let max = req
+        .max_lifetime_seconds
+        .unwrap_or(jwt::DEFAULT_MAX_LIFETIME_SECONDS);
+    if !(jwt::MIN_MAX_LIFETIME_SECONDS..=jwt::MAX_MAX_LIFETIME_SECONDS).contains(&max) {
+        return Err(ApiError::invalid_request(format!(
+            "max_lifetime_seconds: must be between {} and {}",
+            jwt::MIN_MAX_LIFETIME_SECONDS,
+            jwt::MAX_MAX_LIFETIME_SECONDS
+        )));
+    }
+    let kid = new_id("jwk")?;
+    let issuer = req.issuer.map(str::to_owned).unwrap_or_else(|| kid.clone());
+    if issuer.is_empty() || issuer.len() > 256 || issuer.chars().any(char::is_control) {
+        return Err(ApiError::invalid_request(
+            "issuer: 1 to 256 characters without control characters",
+        ));
+    }
+    let row = JwtKeyRow {
+        kid,
+        account_id: account_id.to_owned(),
+        name: req.name.to_owned(),
+        issuer,
+        public_key_pem: key.to_pem(),
+        thumbprint: key.thumbprint(),
+        allowed_scopes: req.allowed_scopes.to_space_separated(),
+        max_lifetime_seconds: max,
+        single_use: req.single_use,
+        created_at: now,
+    };
+    store.insert_jwt_key(&row).await.map_err(|e| match e {
+        dotgit_store::StoreError::Conflict(_) => ApiError::invalid_request(format!(
+            "name: the account already has a JWT key named `{}`",
+            req.name
+        )),
+        other => other.into(),
+    })?;
+    Ok(row)
 }
 
 /// Suspends or reinstates an account by username (class A). `Ok(None)`: no such user.

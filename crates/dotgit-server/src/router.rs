@@ -197,6 +197,46 @@ fn table(state: AppState) -> Table {
     )
     .add(
         get.clone(),
+        "/v1/jwt-keys",
+        Scoped(Keys, Read, All),
+        "JWT Configuration: list registered public keys",
+        200,
+        None,
+        Some(schema::<Vec<api::jwt_keys::JwtKeyOut>>),
+        api::jwt_keys::list,
+    )
+    .add(
+        post.clone(),
+        "/v1/jwt-keys",
+        Scoped(Keys, Write, All),
+        "JWT Configuration: register an RSA public key (PEM or JWK)",
+        201,
+        Some(schema::<api::jwt_keys::CreateJwtKey>),
+        Some(schema::<api::jwt_keys::JwtKeyOut>),
+        api::jwt_keys::create,
+    )
+    .add(
+        get.clone(),
+        "/v1/jwt-keys/{kid}",
+        Scoped(Keys, Read, All),
+        "JWT Configuration: get a key",
+        200,
+        None,
+        Some(schema::<api::jwt_keys::JwtKeyOut>),
+        api::jwt_keys::get,
+    )
+    .add(
+        del.clone(),
+        "/v1/jwt-keys/{kid}",
+        Scoped(Keys, Write, All),
+        "JWT Configuration: delete a key; its tokens stop working at once",
+        204,
+        None,
+        None,
+        api::jwt_keys::delete,
+    )
+    .add(
+        get.clone(),
         "/v1/projects",
         Scoped(Repo, Read, AnyOne),
         "List the projects the credential may read",

@@ -37,6 +37,8 @@ pub struct Inner {
     pub usage: Mutex<HashMap<String, i64>>,
     /// Public base URL.
     pub public_url: String,
+    /// The `aud` customer JWTs must carry.
+    pub audience: String,
 }
 
 impl Deref for AppState {
@@ -60,6 +62,7 @@ impl AppState {
             config.request_budget_per_hour,
         );
         let public_url = config.public_url();
+        let audience = config.audience();
         AppState(Arc::new(Inner {
             store,
             clock,
@@ -69,6 +72,7 @@ impl AppState {
             limiter,
             usage: Mutex::new(HashMap::new()),
             public_url,
+            audience,
         }))
     }
 

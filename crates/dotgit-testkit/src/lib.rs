@@ -68,6 +68,9 @@ pub struct TestServer {
     pub base: String,
 }
 
+/// The JWT audience test servers expect.
+pub const AUDIENCE: &str = "https://dotgit.test";
+
 /// The time test clocks start at: 2026-11-29T12:00:00Z.
 pub const T0: i64 = 1_795_953_600;
 
@@ -85,6 +88,7 @@ impl TestServer {
             data_dir: dir.path().join("data"),
             listen: "127.0.0.1:0".parse().unwrap(),
             invalidation_poll_ms: 100,
+            audience: Some(AUDIENCE.to_owned()),
             ..Config::default()
         };
         f(&mut config);

@@ -5,6 +5,7 @@
 
 mod cli;
 mod errors;
+mod jwt;
 mod keys;
 mod platform;
 mod tls;

@@ -104,12 +104,29 @@ pub enum KeyError {
 }
 
 /// A validated RSA public key: modulus `n` and exponent `e` as big-endian bytes without leading
-/// zeros. `Debug` shows only the size and the RFC 7638 thumbprint.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// zeros, plus the key parsed once for RS256 verification (so a verify does not rebuild it).
+/// `Debug` shows only the size and the RFC 7638 thumbprint; equality compares `n` and `e`.
+#[derive(Clone)]
 pub struct RsaPublicKey {
     n: Vec<u8>,
     e: Vec<u8>,
     bits: usize,
+    parsed: std::sync::Arc<aws_lc_rs::signature::ParsedPublicKey>,
+}
+
+impl PartialEq for RsaPublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.n == other.n && self.e == other.e
+    }
+}
+
+impl Eq for RsaPublicKey {}
+
+impl std::hash::Hash for RsaPublicKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.n.hash(state);
+        self.e.hash(state);
+    }
 }
 
 impl fmt::Debug for RsaPublicKey {
@@ -150,10 +167,16 @@ impl RsaPublicKey {
         if ev & 1 == 0 {
             return Err(KeyError::ExponentEven);
         }
+        let parsed = aws_lc_rs::signature::ParsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            spki_der(n, e),
+        )
+        .map_err(|_| KeyError::MalformedDer)?;
         Ok(RsaPublicKey {
             n: n.to_vec(),
             e: e.to_vec(),
             bits,
+            parsed: std::sync::Arc::new(parsed),
         })
     }
 
@@ -264,16 +287,12 @@ impl RsaPublicKey {
 
     /// The DER SubjectPublicKeyInfo (rsaEncryption, NULL parameters).
     pub fn to_spki_der(&self) -> Vec<u8> {
-        let mut rsa_key = der_uint(&self.n);
-        rsa_key.extend(der_uint(&self.e));
-        let rsa_key = der_tlv(TAG_SEQUENCE, &rsa_key);
-        let mut alg = der_tlv(TAG_OID, &RSA_ENCRYPTION_OID);
-        alg.extend(der_tlv(TAG_NULL, &[]));
-        let mut bits = vec![0u8];
-        bits.extend(rsa_key);
-        let mut spki = der_tlv(TAG_SEQUENCE, &alg);
-        spki.extend(der_tlv(TAG_BIT_STRING, &bits));
-        der_tlv(TAG_SEQUENCE, &spki)
+        spki_der(&self.n, &self.e)
+    }
+
+    /// Verifies an RS256 signature with the key parsed at construction.
+    pub(crate) fn verify_rs256(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed.verify_sig(message, signature).is_ok()
     }
 
     /// The canonical stored form: an SPKI PEM (`-----BEGIN PUBLIC KEY-----`, 64-column lines,
@@ -500,6 +519,20 @@ fn der_uint(magnitude: &[u8]) -> Vec<u8> {
     }
     content.extend_from_slice(magnitude);
     der_tlv(TAG_INTEGER, &content)
+}
+
+/// SubjectPublicKeyInfo DER (rsaEncryption) of a modulus and exponent.
+fn spki_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let mut rsa_key = der_uint(n);
+    rsa_key.extend(der_uint(e));
+    let rsa_key = der_tlv(TAG_SEQUENCE, &rsa_key);
+    let mut alg = der_tlv(TAG_OID, &RSA_ENCRYPTION_OID);
+    alg.extend(der_tlv(TAG_NULL, &[]));
+    let mut bits = vec![0u8];
+    bits.extend(rsa_key);
+    let mut spki = der_tlv(TAG_SEQUENCE, &alg);
+    spki.extend(der_tlv(TAG_BIT_STRING, &bits));
+    der_tlv(TAG_SEQUENCE, &spki)
 }
 
 #[cfg(test)]

@@ -27,7 +27,6 @@ pub use key::{KeyError, RsaPublicKey, MAX_MODULUS_BITS, MAX_PEM_LEN, MIN_MODULUS
 
 use crate::net::Cidr;
 use crate::scope::ScopeSet;
-use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -413,12 +412,11 @@ pub fn verify_rs256_signature(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), JwtError> {
-    RsaPublicKeyComponents {
-        n: key.modulus(),
-        e: key.exponent(),
+    if key.verify_rs256(message, signature) {
+        Ok(())
+    } else {
+        Err(JwtError::BadSignature)
     }
-    .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
-    .map_err(|_| JwtError::BadSignature)
 }
 
 /// Reads an integer NumericDate. Non-integers (`1.5`, `1e9`, strings) are refused rather than

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod check;
+pub mod jwt_keys;
 pub mod keys;
 pub mod projects;
 pub mod teams;
