@@ -10,15 +10,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=5; DURATION=10; CONNS=32
-if [[ "${1:-}" == "--smoke" ]]; then ROUNDS=1; DURATION=2; CONNS=8; fi
+ROUNDS=5; DURATION=10; CONNS=32; PROFILE=release
+# smoke: prove the instrument works in seconds, on the debug build the tests already made
+if [[ "${1:-}" == "--smoke" ]]; then ROUNDS=1; DURATION=2; CONNS=8; PROFILE=debug; fi
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)…" >&2
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
-cargo build --release -q -p dotgit-cli
-BIN=target/release/dotgit
+if [[ $PROFILE == release ]]; then cargo build --release -q -p dotgit-cli; else cargo build -q -p dotgit-cli; fi
+BIN=target/$PROFILE/dotgit
 DATA=$(mktemp -d)
 PORT=$((20000 + RANDOM % 20000))
 cleanup() { [[ -n "${PID:-}" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$DATA"; }

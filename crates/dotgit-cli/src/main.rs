@@ -5,6 +5,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dotgit_core::{Clock, Plan, SystemClock};
+use dotgit_server::audit::Actor;
 use dotgit_server::{ops, Config};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -43,9 +44,28 @@ enum Cmd {
     /// API keys.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// JWT Configuration: customer public keys for RS256 JWTs.
     #[command(subcommand, name = "jwt-keys")]
     JwtKeys(JwtKeysCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// Write every event as JSON Lines, oldest first (for a SIEM).
+    Export {
+        /// Keep running and write new events as they are recorded.
+        #[arg(long)]
+        follow: bool,
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+    /// Recompute the hash chain over the whole log; exit 1 if any stored event was altered,
+    /// removed or reordered.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,6 +213,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Admin(a) => admin(&cli.common, a).await,
         Cmd::Keys(k) => keys(&cli.common, k).await,
         Cmd::JwtKeys(k) => jwt_keys(&cli.common, k).await,
+        Cmd::Audit(a) => audit(&cli.common, a).await,
     }
 }
 
@@ -279,23 +300,38 @@ async fn admin(common: &Common, cmd: AdminCmd) -> Result<()> {
         } => {
             let password = read_password()?;
             let plan = Plan::parse(&plan).unwrap_or(Plan::Free);
-            let a = ops::create_account(&store, now, &username, &password, plan, operator)
-                .await
-                .map_err(cli_err)?;
+            let a = ops::create_account(
+                &store,
+                now,
+                &username,
+                &password,
+                plan,
+                operator,
+                &Actor::cli(),
+            )
+            .await
+            .map_err(cli_err)?;
             println!(
                 "{}",
                 serde_json::json!({"id": a.id, "username": a.username, "plan": a.plan, "operator": a.is_operator})
             );
         }
         AdminCmd::Suspend { username, reason } => {
-            ops::set_suspended(&store, now, &username, true, reason.as_deref())
-                .await
-                .map_err(cli_err)?
-                .with_context(|| format!("no account named `{username}`"))?;
+            ops::set_suspended(
+                &store,
+                now,
+                &username,
+                true,
+                reason.as_deref(),
+                &Actor::cli(),
+            )
+            .await
+            .map_err(cli_err)?
+            .with_context(|| format!("no account named `{username}`"))?;
             println!("suspended {username}");
         }
         AdminCmd::Unsuspend { username } => {
-            ops::set_suspended(&store, now, &username, false, None)
+            ops::set_suspended(&store, now, &username, false, None, &Actor::cli())
                 .await
                 .map_err(cli_err)?
                 .with_context(|| format!("no account named `{username}`"))?;
@@ -323,10 +359,17 @@ async fn keys(common: &Common, cmd: KeysCmd) -> Result<()> {
                 .with_context(|| format!("no account named `{account}`"))?;
             let scopes = ops::parse_scopes("--scope", &scopes).map_err(cli_err)?;
             let name = name.unwrap_or_else(|| format!("cli-{now}"));
-            let (_row, secret) =
-                ops::create_api_key(&store, now, &acct.id, &name, &scopes, expires_in_days)
-                    .await
-                    .map_err(cli_err)?;
+            let (_row, secret) = ops::create_api_key(
+                &store,
+                now,
+                &acct.id,
+                &name,
+                &scopes,
+                expires_in_days,
+                &Actor::cli(),
+            )
+            .await
+            .map_err(cli_err)?;
             println!("{}", secret.expose());
         }
         KeysCmd::Rotate { id, grace } => {
@@ -339,6 +382,7 @@ async fn keys(common: &Common, cmd: KeysCmd) -> Result<()> {
                 now,
                 &old,
                 grace.unwrap_or(ops::DEFAULT_GRACE_SECONDS),
+                &Actor::cli(),
             )
             .await
             .map_err(cli_err)?;
@@ -388,6 +432,7 @@ async fn jwt_keys(common: &Common, cmd: JwtKeysCmd) -> Result<()> {
                     issuer: issuer.as_deref(),
                     single_use,
                 },
+                &Actor::cli(),
             )
             .await
             .map_err(cli_err)?;
@@ -396,6 +441,51 @@ async fn jwt_keys(common: &Common, cmd: JwtKeysCmd) -> Result<()> {
                 serde_json::json!({"kid": row.kid, "issuer": row.issuer, "sub": row.account_id})
             );
         }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn audit(common: &Common, cmd: AuditCmd) -> Result<()> {
+    use std::io::Write;
+    let config = load_config(common, &[])?;
+    let store = dotgit_server::open_store(&config.data_dir).await?;
+    match cmd {
+        AuditCmd::Export { follow, after } => {
+            let mut seq = after;
+            let stdout = std::io::stdout();
+            loop {
+                let batch = store.audit_after(seq, 1000).await?;
+                {
+                    let mut out = stdout.lock();
+                    for e in &batch {
+                        let mut v =
+                            serde_json::to_value(dotgit_server::api::audit::event_out(&e.event))?;
+                        v["seq"] = serde_json::json!(e.seq);
+                        writeln!(out, "{v}")?;
+                        seq = e.seq;
+                    }
+                    out.flush()?;
+                }
+                if batch.len() < 1000 {
+                    if !follow {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            }
+        }
+        AuditCmd::Verify => match store.verify_audit_chain().await? {
+            Ok(n) => println!("ok: {n} events, hash chain intact"),
+            Err(b) => {
+                store.close().await;
+                bail!(
+                    "audit log tampered: the chain breaks at event seq {} (id {}); events from there on cannot be trusted",
+                    b.seq,
+                    b.id
+                );
+            }
+        },
     }
     store.close().await;
     Ok(())

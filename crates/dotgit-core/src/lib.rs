@@ -4,6 +4,7 @@
 //! authenticated principal, and the injected clock. Everything here is pure: time and
 //! randomness come in as arguments, so every rule is testable without sleeping.
 
+pub mod audit;
 pub mod clock;
 pub mod credential;
 pub mod jwt;

@@ -14,7 +14,6 @@ use base64::Engine;
 use dotgit_core::{Action, ManualClock, Plan, Resource, ScopeSet};
 use dotgit_server::{auth, ops, AppState, Config};
 use std::hint::black_box;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,9 +55,16 @@ fn main() {
     let config = Config {
         audience: Some("https://dotgit.bench".into()),
         request_budget_per_hour: u32::MAX,
+        // this measures verification; the audit writer's cost is measured by bench/run.sh
+        audit_auth_success: false,
         ..Config::default()
     };
-    let state = AppState::new(store, Arc::new(ManualClock::new(T0)), config);
+    let (state, _audit_rx) = AppState::new(store, Arc::new(ManualClock::new(T0)), config);
+    let actor = dotgit_server::audit::Actor::internal();
+    let actor = dotgit_server::audit::Actor {
+        ip: Some("127.0.0.1".parse().unwrap()),
+        ..actor
+    };
     let acct = rt
         .block_on(ops::create_account(
             &state.store,
@@ -67,6 +73,7 @@ fn main() {
             "bench password",
             Plan::Pro,
             false,
+            &actor,
         ))
         .unwrap();
     let scopes = ScopeSet::parse_list(&["repo:read"]).unwrap();
@@ -78,6 +85,7 @@ fn main() {
             "b",
             &scopes,
             None,
+            &actor,
         ))
         .unwrap();
     let kp = KeyPair::generate(KeySize::Rsa2048).unwrap();
@@ -95,6 +103,7 @@ fn main() {
                 issuer: Some("bench"),
                 single_use: false,
             },
+            &actor,
         ))
         .unwrap();
     // distinct tokens (different iat), so none is served from the verified-token cache
@@ -124,11 +133,10 @@ fn main() {
         kp.public_key().as_ref(),
     )
     .unwrap();
-    let ip: IpAddr = "127.0.0.1".parse().unwrap();
     // warm the key cache and the API-key cache
-    rt.block_on(auth::verify_credential(&state, &tokens[0].0, ip))
+    rt.block_on(auth::verify_credential(&state, &tokens[0].0, &actor))
         .unwrap();
-    rt.block_on(auth::verify_credential(&state, api_key.expose(), ip))
+    rt.block_on(auth::verify_credential(&state, api_key.expose(), &actor))
         .unwrap();
 
     let (mut raw, mut jwt, mut jwt_cached, mut key_cached, mut classify, mut scope) =
@@ -141,18 +149,26 @@ fn main() {
         // each round needs tokens the cache has not seen: clear it (key entries are re-read once)
         state.cache.invalidate_all();
         jwt.push(time(TOKENS, |i| {
-            let p = rt.block_on(auth::verify_credential(&state, black_box(&tokens[i].0), ip));
+            let p = rt.block_on(auth::verify_credential(
+                &state,
+                black_box(&tokens[i].0),
+                &actor,
+            ));
             assert!(p.is_ok(), "round {round} token {i}: {:?}", p.err());
         }));
         jwt_cached.push(time(TOKENS, |i| {
-            let p = rt.block_on(auth::verify_credential(&state, black_box(&tokens[i].0), ip));
+            let p = rt.block_on(auth::verify_credential(
+                &state,
+                black_box(&tokens[i].0),
+                &actor,
+            ));
             assert!(p.is_ok());
         }));
         key_cached.push(time(20_000, |_| {
             let p = rt.block_on(auth::verify_credential(
                 &state,
                 black_box(api_key.expose()),
-                ip,
+                &actor,
             ));
             assert!(p.is_ok());
         }));

@@ -6,17 +6,20 @@
 //! valid credential of a suspended account gets 403; a source over its failure budget gets 429
 //! before its credential is even looked at; scopes are checked after all of that.
 
+use crate::audit::Actor;
 use crate::cache::{CachedCredential, JwtKeyEntry};
 use crate::error::ApiError;
 use crate::limiter::Budget;
 use crate::state::AppState;
 use axum::http::{header, HeaderMap};
+use dotgit_core::audit::{outcomes, types};
 use dotgit_core::credential::{classify, TokenShape};
 use dotgit_core::jwt::{self, KeyPolicy, VerifyContext, LEEWAY_SECONDS};
 use dotgit_core::{
     AccountStatus, Action, CredentialKind, Plan, Principal, Resource, ScopeSet, SecretHash,
 };
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Who may call a route: declared once per route in `router.rs`.
@@ -102,6 +105,37 @@ impl Failure {
     }
 }
 
+/// A refusal with whatever is known of whose credential it was (for the audit log only).
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// Why.
+    pub failure: Failure,
+    /// The owner, when the credential was recognised.
+    pub account_id: Option<String>,
+    /// The credential, when recognised.
+    pub credential_id: Option<String>,
+}
+
+impl From<Failure> for Refused {
+    fn from(failure: Failure) -> Self {
+        Refused {
+            failure,
+            account_id: None,
+            credential_id: None,
+        }
+    }
+}
+
+impl Refused {
+    fn of(failure: Failure, account_id: &str, credential_id: &str) -> Self {
+        Refused {
+            failure,
+            account_id: Some(account_id.to_owned()),
+            credential_id: Some(credential_id.to_owned()),
+        }
+    }
+}
+
 /// The Bearer credential of a request: `Ok(None)` if there is none at all.
 pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
@@ -123,27 +157,66 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
     Ok(Some(token))
 }
 
-/// Verifies a presented credential string. The caller has already passed the source
-/// rate-limit check. On `Err`, the source's failure counter has been bumped where due.
+/// Verifies a presented credential string and records the decision (audit, metrics). The
+/// caller has already passed the source rate-limit check. On a refusal, the source's failure
+/// counter has been bumped.
 pub async fn verify_credential(
     state: &AppState,
     token: &str,
-    ip: IpAddr,
+    actor: &Actor,
 ) -> Result<Principal, ApiError> {
     let now = state.now();
-    let result = match classify(token) {
-        TokenShape::Malformed => Err(Failure::Malformed),
+    let shape = classify(token);
+    let kind = match &shape {
+        TokenShape::Opaque(k, _) => Some(*k),
+        TokenShape::Jwt => Some(CredentialKind::Jwt),
+        TokenShape::Malformed => None,
+    };
+    let result = match shape {
+        TokenShape::Malformed => Err(Failure::Malformed.into()),
         TokenShape::Jwt => verify_jwt(state, token, now).await?,
         TokenShape::Opaque(kind, hash) => verify_opaque(state, kind, &hash, now).await?,
     };
+    let ip = actor.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let result = result.and_then(|c| match &c.ips {
-        Some(nets) if !nets.iter().any(|n| n.contains(ip)) => Err(Failure::SourceNotAllowed),
+        Some(nets) if !nets.iter().any(|n| n.contains(ip)) => Err(Refused::of(
+            Failure::SourceNotAllowed,
+            &c.account_id,
+            &c.credential_id,
+        )),
         _ => Ok(c),
     });
+    let k = crate::audit::kind_index(kind);
     match result {
         Ok(c) => {
             if c.status == AccountStatus::Suspended {
+                state.metrics.auth_suspended.fetch_add(1, Ordering::Relaxed);
+                state
+                    .auditor
+                    .record(actor.event(
+                        now,
+                        types::AUTH_SUSPENDED,
+                        Some(&c.account_id),
+                        Some(&c.credential_id),
+                        outcomes::FAILURE,
+                        Some("account suspended".into()),
+                    ))
+                    .await;
                 return Err(ApiError::account_suspended());
+            }
+            state.metrics.auth_success[k].fetch_add(1, Ordering::Relaxed);
+            if state.config.audit_auth_success {
+                state
+                    .auditor
+                    .record(actor.event(
+                        now,
+                        types::AUTH_SUCCEEDED,
+                        Some(&c.account_id),
+                        Some(&c.credential_id),
+                        outcomes::SUCCESS,
+                        Some(c.kind.as_str().to_owned()),
+                    ))
+                    .await;
             }
             Ok(Principal {
                 account_id: c.account_id.clone(),
@@ -156,11 +229,49 @@ pub async fn verify_credential(
                 expires_at: c.expires_at,
             })
         }
-        Err(f) => {
-            state.limiter.record_failure(ip, now);
-            tracing::info!(source_ip = %ip, reason = f.reason(), "authentication failed");
-            Err(ApiError::invalid_token().with_cause(f.reason()))
+        Err(r) => {
+            state.metrics.auth_failure[k].fetch_add(1, Ordering::Relaxed);
+            record_failure(state, actor, now, &r).await;
+            Err(ApiError::invalid_token().with_cause(r.failure.reason()))
         }
+    }
+}
+
+/// Counts a failed authentication against the source and records it (and a limiter trip).
+pub async fn record_failure(state: &AppState, actor: &Actor, now: i64, r: &Refused) {
+    let ip = actor.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let tripped = state.limiter.record_failure(ip, now);
+    tracing::info!(source_ip = %ip, reason = r.failure.reason(), "authentication failed");
+    state
+        .auditor
+        .record(actor.event(
+            now,
+            types::AUTH_FAILED,
+            r.account_id.as_deref(),
+            r.credential_id.as_deref(),
+            outcomes::FAILURE,
+            Some(r.failure.reason().to_owned()),
+        ))
+        .await;
+    if tripped {
+        state
+            .metrics
+            .rate_limit_trips
+            .fetch_add(1, Ordering::Relaxed);
+        state
+            .auditor
+            .record(actor.event(
+                now,
+                types::RATE_LIMIT_TRIPPED,
+                None,
+                None,
+                outcomes::FAILURE,
+                Some(format!(
+                    "{} failed authentications within {} s",
+                    state.config.auth_failure_limit, state.config.auth_failure_window_seconds
+                )),
+            ))
+            .await;
     }
 }
 
@@ -175,14 +286,14 @@ async fn verify_opaque(
     kind: CredentialKind,
     hash: &SecretHash,
     now: i64,
-) -> Result<Result<Arc<CachedCredential>, Failure>, ApiError> {
+) -> Result<Result<Arc<CachedCredential>, Refused>, ApiError> {
     let cred = match state.cache.get(hash) {
         Some(c) => c,
         None => {
             let generation = state.cache.generation();
             let found = match kind {
                 CredentialKind::ApiKey => load_api_key(state, hash).await?,
-                _ => return Ok(Err(Failure::Unsupported)),
+                _ => return Ok(Err(Failure::Unsupported.into())),
             };
             match found {
                 Ok(c) => {
@@ -195,10 +306,14 @@ async fn verify_opaque(
         }
     };
     if cred.kind != kind {
-        return Ok(Err(Failure::Unknown));
+        return Ok(Err(Failure::Unknown.into()));
     }
     if cred.valid_until.is_some_and(|e| now >= e) {
-        return Ok(Err(Failure::Expired));
+        return Ok(Err(Refused::of(
+            Failure::Expired,
+            &cred.account_id,
+            &cred.credential_id,
+        )));
     }
     Ok(Ok(cred))
 }
@@ -214,25 +329,30 @@ async fn verify_jwt(
     state: &AppState,
     token: &str,
     now: i64,
-) -> Result<Result<Arc<CachedCredential>, Failure>, ApiError> {
+) -> Result<Result<Arc<CachedCredential>, Refused>, ApiError> {
     let hash = SecretHash::of(token);
     if let Some(c) = state.cache.get(&hash) {
         if c.kind != CredentialKind::Jwt {
-            return Ok(Err(Failure::Unknown));
+            return Ok(Err(Failure::Unknown.into()));
         }
         if c.valid_until.is_some_and(|e| now >= e) {
-            return Ok(Err(Failure::Expired));
+            return Ok(Err(Refused::of(
+                Failure::Expired,
+                &c.account_id,
+                &c.credential_id,
+            )));
         }
         return Ok(Ok(c));
     }
     let generation = state.cache.generation();
     let u = match jwt::decode_unverified(token) {
         Ok(u) => u,
-        Err(e) => return Ok(Err(Failure::Jwt(e.reason()))),
+        Err(e) => return Ok(Err(Failure::Jwt(e.reason()).into())),
     };
     let Some(entry) = jwt_key(state, u.sub(), u.kid(), generation).await? else {
-        return Ok(Err(Failure::UnknownJwtKey));
+        return Ok(Err(Failure::UnknownJwtKey.into()));
     };
+    let refuse = |f: Failure| Ok(Err(Refused::of(f, &entry.account_id, &entry.kid)));
     let policy = KeyPolicy {
         key: &entry.key,
         account_id: &entry.account_id,
@@ -248,19 +368,19 @@ async fn verify_jwt(
     };
     let v = match jwt::verify(&u, &policy, &ctx) {
         Ok(v) => v,
-        Err(e) => return Ok(Err(Failure::Jwt(e.reason()))),
+        Err(e) => return refuse(Failure::Jwt(e.reason())),
     };
     let valid_until = v.exp.saturating_add(LEEWAY_SECONDS).saturating_add(1);
     if entry.single_use {
         let Some(jti) = v.jti.as_deref() else {
-            return Ok(Err(Failure::Jwt("jwt_missing_jti")));
+            return refuse(Failure::Jwt("jwt_missing_jti"));
         };
         if !state
             .store
             .consume_jti(&entry.kid, jti, valid_until, now)
             .await?
         {
-            return Ok(Err(Failure::JtiReplay));
+            return refuse(Failure::JtiReplay);
         }
     }
     let mut scopes = v.scopes.intersect(&owner_may(entry.plan));
@@ -329,12 +449,12 @@ async fn jwt_key(
 async fn load_api_key(
     state: &AppState,
     hash: &SecretHash,
-) -> Result<Result<CachedCredential, Failure>, ApiError> {
+) -> Result<Result<CachedCredential, Refused>, ApiError> {
     let Some((key, acct)) = state.store.api_key_by_hash(&hash.to_hex()).await? else {
-        return Ok(Err(Failure::Unknown));
+        return Ok(Err(Failure::Unknown.into()));
     };
     if key.revoked_at.is_some() {
-        return Ok(Err(Failure::Revoked));
+        return Ok(Err(Refused::of(Failure::Revoked, &acct.id, &key.id)));
     }
     let plan = Plan::parse(&acct.plan).unwrap_or(Plan::Free);
     let granted = ScopeSet::parse_space_separated(&key.scopes).unwrap_or_default();
@@ -359,29 +479,66 @@ async fn load_api_key(
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
-    ip: IpAddr,
+    actor: &Actor,
 ) -> Result<(Principal, Budget), ApiError> {
     let now = state.now();
-    if let Some(wait) = state.limiter.blocked(ip, now) {
-        return Err(ApiError::rate_limited(
-            "Too many failed authentication attempts from this address; back off and retry later.",
-            wait,
-        ));
-    }
+    check_source(state, actor, now)?;
     let token = match bearer(headers) {
         Ok(Some(t)) => t,
         Ok(None) => return Err(ApiError::missing_credential()),
         Err(f) => {
-            state.limiter.record_failure(ip, now);
+            record_failure(state, actor, now, &f.into()).await;
             return Err(ApiError::invalid_token().with_cause(f.reason()));
         }
     };
-    let principal = verify_credential(state, token, ip).await?;
+    let principal = verify_credential(state, token, actor).await?;
     let budget = state.limiter.spend(&principal.credential_id, now);
+    if budget.exceeded {
+        state
+            .metrics
+            .rate_limited_responses
+            .fetch_add(1, Ordering::Relaxed);
+        if budget.first_exceeded {
+            state
+                .metrics
+                .rate_limit_trips
+                .fetch_add(1, Ordering::Relaxed);
+            state
+                .auditor
+                .record(actor.event(
+                    now,
+                    types::BUDGET_EXHAUSTED,
+                    Some(&principal.account_id),
+                    Some(&principal.credential_id),
+                    outcomes::FAILURE,
+                    Some(format!("{} requests this hour", budget.limit)),
+                ))
+                .await;
+        }
+    }
     if principal.kind == CredentialKind::ApiKey {
         state.note_use(&principal.credential_id);
     }
     Ok((principal, budget))
+}
+
+/// 429 for a source over its failure budget — checked before the credential is looked at, so
+/// the refusal is cheaper than a 401.
+pub fn check_source(state: &AppState, actor: &Actor, now: i64) -> Result<(), ApiError> {
+    let ip = actor.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    match state.limiter.blocked(ip, now) {
+        None => Ok(()),
+        Some(wait) => {
+            state
+                .metrics
+                .rate_limited_responses
+                .fetch_add(1, Ordering::Relaxed);
+            Err(ApiError::rate_limited(
+                "Too many failed authentication attempts from this address; back off and retry later.",
+                wait,
+            ))
+        }
+    }
 }
 
 /// Checks a route's access rule against an authenticated principal.

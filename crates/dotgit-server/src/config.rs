@@ -34,6 +34,8 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// How often the server polls for changes made by other nodes or the CLI (milliseconds).
     pub invalidation_poll_ms: u64,
+    /// Record every successful authentication in the audit log (failures are always recorded).
+    pub audit_auth_success: bool,
 }
 
 impl Default for Config {
@@ -51,6 +53,7 @@ impl Default for Config {
             request_budget_per_hour: 5000,
             trusted_proxies: Vec::new(),
             invalidation_poll_ms: 250,
+            audit_auth_success: true,
         }
     }
 }
@@ -69,6 +72,7 @@ pub const KEYS: &[&str] = &[
     "request_budget_per_hour",
     "trusted_proxies",
     "invalidation_poll_ms",
+    "audit_auth_success",
 ];
 
 /// Why settings could not be loaded.
@@ -189,9 +193,11 @@ fn scalar(v: &str, list: bool) -> toml::Value {
                 .collect(),
         );
     }
-    match v.parse::<i64>() {
-        Ok(i) => toml::Value::Integer(i),
-        Err(_) => toml::Value::String(v.to_owned()),
+    match (v.parse::<i64>(), v) {
+        (Ok(i), _) => toml::Value::Integer(i),
+        (_, "true") => toml::Value::Boolean(true),
+        (_, "false") => toml::Value::Boolean(false),
+        _ => toml::Value::String(v.to_owned()),
     }
 }
 

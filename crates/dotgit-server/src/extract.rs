@@ -141,3 +141,39 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .ok_or_else(|| ApiError::internal("route has no access declaration"))
     }
 }
+
+/// The audit context of a request: request id, client address (after the trusted-proxy rule),
+/// user agent, and the acting credential if the route authenticated one.
+pub fn actor_of(
+    state: &crate::state::AppState,
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> crate::audit::Actor {
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(256).collect());
+    crate::audit::Actor {
+        request_id: crate::error::current_request_id(),
+        ip: Some(crate::net::client_ip(peer, headers, &state.trusted)),
+        user_agent,
+        credential_id: extensions
+            .get::<Principal>()
+            .map(|p| p.credential_id.clone()),
+    }
+}
+
+impl FromRequestParts<crate::state::AppState> for crate::audit::Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::state::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(actor_of(state, &parts.headers, &parts.extensions))
+    }
+}

@@ -3,6 +3,7 @@
 //! and for the test kit.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod config;
@@ -41,6 +42,8 @@ pub struct Running {
     pub state: AppState,
     shutdown: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    audit_stop: tokio::sync::watch::Sender<bool>,
+    audit_task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -50,6 +53,8 @@ impl Running {
         for t in self.tasks {
             let _ = t.await;
         }
+        let _ = self.audit_stop.send(true);
+        let _ = self.audit_task.await;
     }
 }
 
@@ -122,7 +127,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     if config.public_url.is_none() {
         config.public_url = Some(format!("https://{addr}"));
     }
-    let state = AppState::new(store, clock, config);
+    let (state, audit_rx) = AppState::new(store, clock, config);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut tasks = vec![state::spawn_background(state.clone(), rx.clone())];
     tasks.push(tokio::spawn(serve::serve(
@@ -132,8 +137,16 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         rx.clone(),
     )));
     if let Some(l) = http_listener {
-        tasks.push(tokio::spawn(serve::serve(l, None, router::http_app(), rx)));
+        tasks.push(tokio::spawn(serve::serve(
+            l,
+            None,
+            router::http_app(),
+            rx.clone(),
+        )));
     }
+    // stopped last: once the listeners have drained, the writer empties the queue
+    let (audit_stop, audit_stop_rx) = tokio::sync::watch::channel(false);
+    let audit_task = audit::spawn_writer(state.clone(), audit_rx, audit_stop_rx);
     Ok(Running {
         addr,
         http_addr,
@@ -142,5 +155,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         state,
         shutdown: tx,
         tasks,
+        audit_stop,
+        audit_task,
     })
 }

@@ -17,6 +17,8 @@ pub struct Budget {
     pub reset: i64,
     /// Whether this request is over budget.
     pub exceeded: bool,
+    /// Whether this is the first request over budget in the window (the trip to record).
+    pub first_exceeded: bool,
 }
 
 #[derive(Debug)]
@@ -55,8 +57,9 @@ impl Limiter {
         (w.count >= self.failure_limit && now < end).then(|| (end - now).unsigned_abs())
     }
 
-    /// Counts a failed authentication from `ip`.
-    pub fn record_failure(&self, ip: IpAddr, now: i64) {
+    /// Counts a failed authentication from `ip`; `true` if this one used up the budget (the
+    /// trip, reported once per window).
+    pub fn record_failure(&self, ip: IpAddr, now: i64) -> bool {
         let mut map = self.failures.lock();
         let w = map.entry(ip).or_insert(Window {
             start: now,
@@ -69,6 +72,7 @@ impl Limiter {
             };
         }
         w.count = w.count.saturating_add(1);
+        w.count == self.failure_limit
     }
 
     /// Spends one request of `credential_id`'s hourly budget.
@@ -89,14 +93,17 @@ impl Limiter {
             };
         }
         let exceeded = w.count >= self.budget;
-        if !exceeded {
-            w.count += 1;
+        // count one past the budget, so the first refusal in a window is told apart
+        let first_exceeded = exceeded && w.count == self.budget;
+        if w.count <= self.budget {
+            w.count = w.count.saturating_add(1);
         }
         Budget {
             limit: self.budget,
-            remaining: self.budget - w.count.min(self.budget),
+            remaining: self.budget.saturating_sub(w.count),
             reset: window_start + 3600,
             exceeded,
+            first_exceeded,
         }
     }
 
@@ -119,9 +126,9 @@ mod tests {
     fn failures_trip_at_the_limit_and_clear_after_the_window() {
         let l = Limiter::new(3, 300, 10);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        for _ in 0..3 {
+        for i in 0..3 {
             assert_eq!(l.blocked(ip, 1000), None);
-            l.record_failure(ip, 1000);
+            assert_eq!(l.record_failure(ip, 1000), i == 2, "trips on the third");
         }
         assert_eq!(l.blocked(ip, 1000), Some(300));
         assert_eq!(l.blocked(ip, 1299), Some(1));
@@ -135,7 +142,10 @@ mod tests {
         let b = l.spend("k", 7200);
         assert_eq!((b.remaining, b.reset, b.exceeded), (1, 10800, false));
         assert_eq!(l.spend("k", 7300).remaining, 0);
-        assert!(l.spend("k", 7400).exceeded);
+        let over = l.spend("k", 7400);
+        assert!(over.exceeded && over.first_exceeded);
+        let again = l.spend("k", 7401);
+        assert!(again.exceeded && !again.first_exceeded);
         assert!(!l.spend("k", 10800).exceeded);
     }
 }

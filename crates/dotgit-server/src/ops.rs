@@ -2,9 +2,11 @@
 //! account creation (argon2id), API-key issuance, rotation and revocation, suspension.
 //! Callers that hold a verification cache invalidate it after a successful change.
 
+use crate::audit::Actor;
 use crate::error::ApiError;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use dotgit_core::audit::{outcomes, types};
 use dotgit_core::credential::{generate, random_base62};
 use dotgit_core::{CredentialKind, Plan, ScopeSet, Secret};
 use dotgit_store::{AccountRow, ApiKeyRow, JwtKeyRow, Store};
@@ -66,6 +68,7 @@ pub async fn create_account(
     password: &str,
     plan: Plan,
     operator: bool,
+    actor: &Actor,
 ) -> Result<AccountRow, ApiError> {
     if !dotgit_core::slug::is_valid_username(username) {
         return Err(ApiError::invalid_request(
@@ -87,13 +90,30 @@ pub async fn create_account(
         status: "active".to_owned(),
         status_reason: None,
         created_at: now,
+        anomaly_auto_revoke: false,
     };
-    store.create_account(&row).await.map_err(|e| match e {
-        dotgit_store::StoreError::Conflict(_) => {
-            ApiError::invalid_request(format!("username: `{username}` is taken"))
-        }
-        other => other.into(),
-    })?;
+    let event = actor.event(
+        now,
+        types::ACCOUNT_CREATED,
+        Some(&row.id),
+        None,
+        outcomes::SUCCESS,
+        Some(format!(
+            "plan {}{}{}",
+            plan.as_str(),
+            if operator { ", operator" } else { "" },
+            actor.by()
+        )),
+    );
+    store
+        .create_account(&row, &event)
+        .await
+        .map_err(|e| match e {
+            dotgit_store::StoreError::Conflict(_) => {
+                ApiError::invalid_request(format!("username: `{username}` is taken"))
+            }
+            other => other.into(),
+        })?;
     Ok(row)
 }
 
@@ -145,6 +165,7 @@ pub async fn create_api_key(
     name: &str,
     scopes: &ScopeSet,
     expires_in_days: Option<u32>,
+    actor: &Actor,
 ) -> Result<(ApiKeyRow, Secret), ApiError> {
     check_name("name", name)?;
     let expires_at = match expires_in_days {
@@ -171,12 +192,28 @@ pub async fn create_api_key(
         replaced_by: None,
         rotated_from: None,
     };
-    store.insert_api_key(&row, now).await.map_err(|e| match e {
-        dotgit_store::StoreError::Conflict("name") => ApiError::invalid_request(format!(
-            "name: the account already has an active key named `{name}`"
+    let event = actor.event(
+        now,
+        types::API_KEY_CREATED,
+        Some(account_id),
+        Some(&row.id),
+        outcomes::SUCCESS,
+        Some(format!(
+            "prefix {}, scopes {}{}",
+            row.prefix,
+            row.scopes,
+            actor.by()
         )),
-        other => other.into(),
-    })?;
+    );
+    store
+        .insert_api_key(&row, now, &event)
+        .await
+        .map_err(|e| match e {
+            dotgit_store::StoreError::Conflict("name") => ApiError::invalid_request(format!(
+                "name: the account already has an active key named `{name}`"
+            )),
+            other => other.into(),
+        })?;
     Ok((row, secret))
 }
 
@@ -187,6 +224,7 @@ pub async fn rotate_api_key(
     now: i64,
     old: &ApiKeyRow,
     grace: u32,
+    actor: &Actor,
 ) -> Result<(ApiKeyRow, Secret), ApiError> {
     if grace > MAX_GRACE_SECONDS {
         return Err(ApiError::invalid_request(format!(
@@ -216,8 +254,28 @@ pub async fn rotate_api_key(
         replaced_by: None,
         rotated_from: Some(old.id.clone()),
     };
+    let event = actor.event(
+        now,
+        types::API_KEY_ROTATED,
+        Some(&old.account_id),
+        Some(&old.id),
+        outcomes::SUCCESS,
+        Some(format!(
+            "replaced by {} (prefix {}), old key valid for {grace} s more{}",
+            new.id,
+            new.prefix,
+            actor.by()
+        )),
+    );
     match store
-        .rotate_api_key(&old.account_id, &old.id, &new, now + i64::from(grace), now)
+        .rotate_api_key(
+            &old.account_id,
+            &old.id,
+            &new,
+            now + i64::from(grace),
+            now,
+            &event,
+        )
         .await?
     {
         Some(()) => Ok((new, secret)),
@@ -251,6 +309,7 @@ pub async fn register_jwt_key(
     now: i64,
     account_id: &str,
     req: NewJwtKey<'_>,
+    actor: &Actor,
 ) -> Result<JwtKeyRow, ApiError> {
     use dotgit_core::jwt;
     check_name("name", req.name)?;
@@ -290,13 +349,31 @@ pub async fn register_jwt_key(
         single_use: req.single_use,
         created_at: now,
     };
-    store.insert_jwt_key(&row).await.map_err(|e| match e {
-        dotgit_store::StoreError::Conflict(_) => ApiError::invalid_request(format!(
-            "name: the account already has a JWT key named `{}`",
-            req.name
+    let event = actor.event(
+        now,
+        types::JWT_KEY_REGISTERED,
+        Some(account_id),
+        Some(&row.kid),
+        outcomes::SUCCESS,
+        Some(format!(
+            "RSA-{} thumbprint {}, scopes {}{}{}",
+            key.modulus_bits(),
+            row.thumbprint,
+            row.allowed_scopes,
+            if row.single_use { ", single use" } else { "" },
+            actor.by()
         )),
-        other => other.into(),
-    })?;
+    );
+    store
+        .insert_jwt_key(&row, &event)
+        .await
+        .map_err(|e| match e {
+            dotgit_store::StoreError::Conflict(_) => ApiError::invalid_request(format!(
+                "name: the account already has a JWT key named `{}`",
+                req.name
+            )),
+            other => other.into(),
+        })?;
     Ok(row)
 }
 
@@ -307,11 +384,65 @@ pub async fn set_suspended(
     username: &str,
     suspended: bool,
     reason: Option<&str>,
+    actor: &Actor,
 ) -> Result<Option<AccountRow>, ApiError> {
     let status = if suspended { "suspended" } else { "active" };
+    let (event_type, what) = if suspended {
+        (types::ACCOUNT_SUSPENDED, "suspended")
+    } else {
+        (types::ACCOUNT_UNSUSPENDED, "suspension lifted")
+    };
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
     Ok(store
-        .set_account_status(username, status, reason.filter(|_| suspended), now)
+        .set_account_status(username, status, reason.filter(|_| suspended), now, |a| {
+            actor.event(
+                now,
+                event_type,
+                Some(&a.id),
+                None,
+                outcomes::SUCCESS,
+                Some(format!("{what}{}{why}", actor.by())),
+            )
+        })
         .await?)
+}
+
+/// Revokes an API key of `account_id` (class A). `false` if there was no live key with that id.
+pub async fn revoke_api_key(
+    store: &Store,
+    now: i64,
+    account_id: &str,
+    id: &str,
+    actor: &Actor,
+) -> Result<bool, ApiError> {
+    let event = actor.event(
+        now,
+        types::API_KEY_REVOKED,
+        Some(account_id),
+        Some(id),
+        outcomes::SUCCESS,
+        Some(format!("revoked{}", actor.by())),
+    );
+    Ok(store.revoke_api_key(account_id, id, now, &event).await?)
+}
+
+/// Deletes a JWT key of `account_id` (class A). `false` if there was none.
+pub async fn delete_jwt_key(
+    store: &Store,
+    now: i64,
+    account_id: &str,
+    kid: &str,
+    actor: &Actor,
+) -> Result<bool, ApiError> {
+    let event = actor.event(
+        now,
+        types::JWT_KEY_DELETED,
+        Some(account_id),
+        Some(kid),
+        outcomes::SUCCESS,
+        Some(format!("deleted{}", actor.by())),
+    );
+    Ok(store.delete_jwt_key(account_id, kid, now, &event).await?)
 }
 
 #[cfg(test)]

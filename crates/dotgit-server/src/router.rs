@@ -8,9 +8,7 @@ use crate::auth::{self, Access, Projects};
 use crate::error::{ApiError, REQUEST_ID};
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
-use axum::extract::{
-    ConnectInfo, DefaultBodyLimit, FromRequestParts, RawPathParams, Request, State,
-};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, RawPathParams, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +18,6 @@ use dotgit_core::{Action, Resource};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
 use serde_json::{json, Map, Value};
-use std::net::SocketAddr;
 
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
@@ -114,6 +111,36 @@ fn table(state: AppState) -> Table {
         None,
         None,
         health,
+    )
+    .add(
+        get.clone(),
+        "/metrics",
+        Public,
+        "Prometheus metrics: authentications by kind and outcome, latency, rate-limit trips, audit queue",
+        200,
+        None,
+        None,
+        metrics,
+    )
+    .add(
+        get.clone(),
+        "/v1/audit-events",
+        Scoped(Audit, Read, All),
+        "The audit log: the account's events (operators: all), newest first, filtered, cursor-paged",
+        200,
+        None,
+        Some(schema::<api::audit::AuditPage>),
+        api::audit::list,
+    )
+    .add(
+        Method::PATCH,
+        "/v1/user",
+        Scoped(Keys, Write, All),
+        "Change the account's security settings (anomaly_auto_revoke)",
+        200,
+        Some(schema::<api::user::UserSettings>),
+        Some(schema::<api::user::UserSettingsOut>),
+        api::user::patch_user,
     )
     .add(
         get.clone(),
@@ -401,6 +428,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(edge))
         .with_state(state)
 }
@@ -422,6 +450,26 @@ async fn openapi(axum::Extension(doc): axum::Extension<OpenApiDoc>) -> Json<Valu
 async fn health(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     s.store.ping().await?;
     Ok(Json(json!({"status": "ok"})))
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let body = s.metrics.render(s.auditor.depth());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Records every HTTPS request's latency for `/metrics`.
+async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    s.metrics.observe_latency(start.elapsed().as_secs_f64());
+    resp
 }
 
 async fn live() -> Json<Value> {
@@ -486,13 +534,8 @@ async fn enforce(
     req: Request,
     next: Next,
 ) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-    let ip = crate::net::client_ip(peer, req.headers(), &state.trusted);
-    let (principal, budget) = match auth::authenticate(&state, req.headers(), ip).await {
+    let actor = crate::extract::actor_of(&state, req.headers(), req.extensions());
+    let (principal, budget) = match auth::authenticate(&state, req.headers(), &actor).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
@@ -520,7 +563,26 @@ async fn enforce(
         .into_response()
     } else {
         match auth::authorize(&principal, access, lookup) {
-            Err(e) => e.into_response(),
+            Err(e) => {
+                if e.code == "insufficient_scope" {
+                    let actor = crate::audit::Actor {
+                        credential_id: Some(principal.credential_id.clone()),
+                        ..actor
+                    };
+                    state
+                        .auditor
+                        .record(actor.event(
+                            state.now(),
+                            dotgit_core::audit::types::SCOPE_DENIED,
+                            Some(&principal.account_id),
+                            Some(&principal.credential_id),
+                            dotgit_core::audit::outcomes::FAILURE,
+                            Some(e.message.clone()),
+                        ))
+                        .await;
+                }
+                e.into_response()
+            }
             Ok(()) => {
                 req.extensions_mut().insert(principal);
                 next.run(req).await

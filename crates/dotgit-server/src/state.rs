@@ -2,6 +2,7 @@
 //! nodes or the CLI reach this node's cache within `invalidation_poll_ms`), the batched
 //! `last_used_at` writer (class C: never a write per request) and limiter pruning.
 
+use crate::audit::{Auditor, Metrics};
 use crate::cache::VerifyCache;
 use crate::config::Config;
 use crate::limiter::Limiter;
@@ -39,6 +40,10 @@ pub struct Inner {
     pub public_url: String,
     /// The `aud` customer JWTs must carry.
     pub audience: String,
+    /// The audit queue.
+    pub auditor: Auditor,
+    /// Prometheus counters.
+    pub metrics: Metrics,
 }
 
 impl Deref for AppState {
@@ -49,8 +54,16 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Builds the state.
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+    /// Builds the state and the receiving end of its audit queue (for
+    /// [`crate::audit::spawn_writer`]).
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: Config,
+    ) -> (
+        Self,
+        tokio::sync::mpsc::Receiver<dotgit_core::audit::AuditEvent>,
+    ) {
         let trusted = config
             .trusted_proxies
             .iter()
@@ -63,7 +76,8 @@ impl AppState {
         );
         let public_url = config.public_url();
         let audience = config.audience();
-        AppState(Arc::new(Inner {
+        let (auditor, audit_rx) = Auditor::new();
+        let state = AppState(Arc::new(Inner {
             store,
             clock,
             config,
@@ -73,7 +87,10 @@ impl AppState {
             usage: Mutex::new(HashMap::new()),
             public_url,
             audience,
-        }))
+            auditor,
+            metrics: Metrics::default(),
+        }));
+        (state, audit_rx)
     }
 
     /// Current time.
@@ -150,6 +167,7 @@ pub fn spawn_background(
                 _ = flush_every.tick() => {
                     state.flush_usage().await;
                     state.limiter.prune(state.now());
+                    record_expiries(&state).await;
                 }
                 _ = shutdown.changed() => {
                     state.flush_usage().await;
@@ -158,4 +176,31 @@ pub fn spawn_background(
             }
         }
     })
+}
+
+/// Records in the audit log every API key that reached its expiry since the last sweep.
+pub async fn record_expiries(state: &AppState) {
+    use dotgit_core::audit::{outcomes, types};
+    let now = state.now();
+    let actor = crate::audit::Actor::internal();
+    let result = state
+        .store
+        .record_expired_api_keys(now, |k| {
+            actor.event(
+                now,
+                types::API_KEY_EXPIRED,
+                Some(&k.account_id),
+                Some(&k.id),
+                outcomes::SUCCESS,
+                Some(if k.replaced_by.is_some() {
+                    "rotation grace period ended".to_owned()
+                } else {
+                    "expiry reached".to_owned()
+                }),
+            )
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not record key expiries");
+    }
 }

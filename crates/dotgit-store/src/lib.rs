@@ -8,9 +8,13 @@
 //! `SQLITE_BUSY`. Queries use `$n` placeholders and portable types so the PostgreSQL backend
 //! can share them (docs/adr/0002).
 
+mod audit;
 mod rows;
 
+pub use audit::{AuditFilter, ChainBreak, StoredEvent};
 pub use rows::*;
+
+use dotgit_core::audit::AuditEvent;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -55,7 +59,7 @@ pub struct Store {
 }
 
 const ACCOUNT_COLS: &str =
-    "id, username, password_hash, plan, is_operator, status, status_reason, created_at";
+    "id, username, password_hash, plan, is_operator, status, status_reason, created_at, anomaly_auto_revoke";
 const KEY_COLS: &str = "id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at, replaced_by, rotated_from";
 
 impl Store {
@@ -88,7 +92,7 @@ impl Store {
         self.read.close().await;
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 
@@ -100,8 +104,9 @@ impl Store {
 
     // ---- accounts ----------------------------------------------------------------------
 
-    /// Creates an account; `Conflict("username")` if the name is taken.
-    pub async fn create_account(&self, a: &AccountRow) -> Result<()> {
+    /// Creates an account with its audit event; `Conflict("username")` if the name is taken.
+    pub async fn create_account(&self, a: &AccountRow, event: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "INSERT INTO accounts (id, username, password_hash, plan, is_operator, status, status_reason, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -114,13 +119,16 @@ impl Store {
         .bind(&a.status)
         .bind(&a.status_reason)
         .bind(a.created_at)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await;
         match r {
-            Ok(_) => Ok(()),
-            Err(e) if unique_violation(&e) => Err(StoreError::Conflict("username")),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if unique_violation(&e) => return Err(StoreError::Conflict("username")),
+            Err(e) => return Err(e.into()),
         }
+        audit::append(&mut tx, std::slice::from_ref(event)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The account with this username.
@@ -157,6 +165,7 @@ impl Store {
         status: &str,
         reason: Option<&str>,
         now: i64,
+        event: impl FnOnce(&AccountRow) -> AuditEvent,
     ) -> Result<Option<AccountRow>> {
         let mut tx = self.begin_write().await?;
         let q = format!(
@@ -170,6 +179,7 @@ impl Store {
             .await?;
         if let Some(a) = &row {
             invalidate(&mut tx, "account", &a.id, now).await?;
+            audit::append(&mut tx, &[event(a)]).await?;
         }
         tx.commit().await?;
         Ok(row)
@@ -178,7 +188,7 @@ impl Store {
     // ---- API keys ----------------------------------------------------------------------
 
     /// Inserts a new key. `Conflict("name")` if the account has a live key of that name.
-    pub async fn insert_api_key(&self, k: &ApiKeyRow, now: i64) -> Result<()> {
+    pub async fn insert_api_key(&self, k: &ApiKeyRow, now: i64, event: &AuditEvent) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let dup: Option<(String,)> = sqlx::query_as(
             "SELECT id FROM api_keys WHERE account_id = $1 AND name = $2 AND revoked_at IS NULL
@@ -193,6 +203,7 @@ impl Store {
             return Err(StoreError::Conflict("name"));
         }
         insert_key(&mut tx, k).await?;
+        audit::append(&mut tx, std::slice::from_ref(event)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -246,7 +257,13 @@ impl Store {
     }
 
     /// Revokes a key (class A). `false` if there was no live key with that id in the account.
-    pub async fn revoke_api_key(&self, account_id: &str, id: &str, now: i64) -> Result<bool> {
+    pub async fn revoke_api_key(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 WHERE account_id = $2 AND id = $3 AND revoked_at IS NULL",
@@ -259,6 +276,7 @@ impl Store {
         .rows_affected();
         if n == 1 {
             invalidate(&mut tx, "api_key", id, now).await?;
+            audit::append(&mut tx, std::slice::from_ref(event)).await?;
         }
         tx.commit().await?;
         Ok(n == 1)
@@ -274,6 +292,7 @@ impl Store {
         new: &ApiKeyRow,
         old_expires_at: i64,
         now: i64,
+        event: &AuditEvent,
     ) -> Result<Option<()>> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
@@ -295,6 +314,7 @@ impl Store {
         }
         insert_key(&mut tx, new).await?;
         invalidate(&mut tx, "api_key", old_id, now).await?;
+        audit::append(&mut tx, std::slice::from_ref(event)).await?;
         tx.commit().await?;
         Ok(Some(()))
     }
@@ -321,7 +341,7 @@ impl Store {
     // ---- JWT keys ----------------------------------------------------------------------
 
     /// Registers a JWT public key (class B). `Conflict("name")` if the account has a key of that name.
-    pub async fn insert_jwt_key(&self, k: &JwtKeyRow) -> Result<()> {
+    pub async fn insert_jwt_key(&self, k: &JwtKeyRow, event: &AuditEvent) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let dup: Option<(String,)> =
             sqlx::query_as("SELECT kid FROM jwt_keys WHERE account_id = $1 AND name = $2")
@@ -348,6 +368,7 @@ impl Store {
         .bind(k.created_at)
         .execute(&mut *tx)
         .await?;
+        audit::append(&mut tx, std::slice::from_ref(event)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -374,7 +395,13 @@ impl Store {
     }
 
     /// Deletes a JWT key (class A: tokens signed with it stop working at once).
-    pub async fn delete_jwt_key(&self, account_id: &str, kid: &str, now: i64) -> Result<bool> {
+    pub async fn delete_jwt_key(
+        &self,
+        account_id: &str,
+        kid: &str,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query("DELETE FROM jwt_keys WHERE account_id = $1 AND kid = $2")
             .bind(account_id)
@@ -384,6 +411,7 @@ impl Store {
             .rows_affected();
         if n == 1 {
             invalidate(&mut tx, "jwt_key", kid, now).await?;
+            audit::append(&mut tx, std::slice::from_ref(event)).await?;
         }
         tx.commit().await?;
         Ok(n == 1)
@@ -414,6 +442,47 @@ impl Store {
         .rows_affected();
         tx.commit().await?;
         Ok(n == 1)
+    }
+
+    /// Records the expiry of every key whose `expires_at` has passed and was not yet recorded
+    /// (each exactly once, also with several nodes), with one audit event per key.
+    pub async fn record_expired_api_keys(
+        &self,
+        now: i64,
+        event: impl Fn(&ApiKeyRow) -> AuditEvent,
+    ) -> Result<Vec<ApiKeyRow>> {
+        let mut tx = self.begin_write().await?;
+        let q = format!(
+            "UPDATE api_keys SET expiry_audited = 1
+             WHERE expiry_audited = 0 AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $1
+             RETURNING {KEY_COLS}"
+        );
+        let rows = sqlx::query_as::<_, ApiKeyRow>(&q)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+        let events: Vec<AuditEvent> = rows.iter().map(event).collect();
+        audit::append(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Turns automatic revocation on anomalies on or off for an account.
+    pub async fn set_anomaly_auto_revoke(
+        &self,
+        account_id: &str,
+        on: bool,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE accounts SET anomaly_auto_revoke = $1 WHERE id = $2")
+            .bind(on)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        audit::append(&mut tx, std::slice::from_ref(event)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     // ---- invalidations -----------------------------------------------------------------

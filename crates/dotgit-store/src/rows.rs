@@ -19,6 +19,8 @@ pub struct AccountRow {
     pub status_reason: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
+    /// Revoke an API key automatically when an anomaly involves it.
+    pub anomaly_auto_revoke: bool,
 }
 
 impl std::fmt::Debug for AccountRow {

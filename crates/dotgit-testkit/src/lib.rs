@@ -152,6 +152,7 @@ impl TestServer {
             &password,
             plan,
             operator,
+            &dotgit_server::audit::Actor::cli(),
         )
         .await
         .expect("account");
@@ -173,6 +174,7 @@ impl TestServer {
             &name,
             &scopes,
             None,
+            &dotgit_server::audit::Actor::cli(),
         )
         .await
         .expect("key");
@@ -182,6 +184,42 @@ impl TestServer {
     fn clock_now(&self) -> i64 {
         use dotgit_core::Clock;
         self.clock.now()
+    }
+
+    /// Waits (up to 5 s) until the audit log holds an event matching `pred`, and returns the
+    /// events of the log, newest first. Per-request events are written behind by the batching
+    /// writer, so a test asks for what it expects instead of sleeping.
+    pub async fn audit_until(
+        &self,
+        pred: impl Fn(&dotgit_core::audit::AuditEvent) -> bool,
+    ) -> Vec<dotgit_core::audit::AuditEvent> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let all = self.audit_all().await;
+            if all.iter().any(&pred) {
+                return all;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expected audit event not written; log: {:#?}",
+                all.iter()
+                    .map(|e| (&e.event_type, &e.reason))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every audit event, newest first, straight from the store.
+    pub async fn audit_all(&self) -> Vec<dotgit_core::audit::AuditEvent> {
+        self.state()
+            .store
+            .list_audit(&dotgit_store::AuditFilter::default(), 100_000)
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| e.event)
+            .collect()
     }
 
     /// Full URL of a path.

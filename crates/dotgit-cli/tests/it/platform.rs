@@ -337,18 +337,24 @@ async fn openapi_lists_every_route_with_its_scope_and_health_is_public() {
     }
     // and a credential without the documented scope gets exactly that scope in the challenge
     let a = s.account("alice").await;
-    let k = s.key(&a, &["audit:read"]).await;
+    let k_audit = s.key(&a, &["audit:read"]).await;
+    let k_team = s.key(&a, &["team:read"]).await;
     for d in docs
         .iter()
         .filter(|d| matches!(d.access, dotgit_server::auth::Access::Scoped(..)))
     {
+        // a credential with a scope on some other resource than the route's
+        let k = match d.access {
+            dotgit_server::auth::Access::Scoped(dotgit_core::Resource::Audit, ..) => &k_team,
+            _ => &k_audit,
+        };
         let path = d
             .path
             .replace("{slug}", "my-app")
             .replace("{id}", "x")
             .replace("{account}", "bob");
         let method = reqwest::Method::from_bytes(d.method.as_str().as_bytes()).unwrap();
-        let r = s.req(method, &path, Some(&k), Some(json!({}))).await;
+        let r = s.req(method, &path, Some(k), Some(json!({}))).await;
         let want = d.access.describe().unwrap().replace("{slug}", "my-app");
         assert_eq!(r.code(), "insufficient_scope", "{} {}", d.method, d.path);
         assert!(

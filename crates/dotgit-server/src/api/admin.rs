@@ -2,6 +2,7 @@
 //! credential of the account with 403 while it lasts, revokes nothing, and lifting it restores
 //! them). Non-operators get 404: the routes do not exist for them.
 
+use crate::audit::Actor;
 use crate::error::ApiError;
 use crate::extract::{ApiJsonOrEmpty, ApiPath, Caller};
 use crate::ops;
@@ -69,6 +70,7 @@ pub async fn list(
 
 async fn set(
     s: &AppState,
+    actor: &Actor,
     username: &str,
     suspend: bool,
     reason: Option<String>,
@@ -76,9 +78,16 @@ async fn set(
     if let Some(r) = &reason {
         ops::check_name("reason", r)?;
     }
-    let a = ops::set_suspended(&s.store, s.now(), username, suspend, reason.as_deref())
-        .await?
-        .ok_or_else(|| ApiError::not_found("The account"))?;
+    let a = ops::set_suspended(
+        &s.store,
+        s.now(),
+        username,
+        suspend,
+        reason.as_deref(),
+        actor,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("The account"))?;
     s.invalidate_local();
     Ok(Json(account_out(&a)))
 }
@@ -87,17 +96,19 @@ async fn set(
 pub async fn suspend(
     State(s): State<AppState>,
     Caller(_p): Caller,
+    actor: Actor,
     ApiPath(username): ApiPath<String>,
     ApiJsonOrEmpty(body): ApiJsonOrEmpty<SuspendBody>,
 ) -> Result<Json<AccountOut>, ApiError> {
-    set(&s, &username, true, body.reason).await
+    set(&s, &actor, &username, true, body.reason).await
 }
 
 /// Lifts a suspension.
 pub async fn unsuspend(
     State(s): State<AppState>,
     Caller(_p): Caller,
+    actor: Actor,
     ApiPath(username): ApiPath<String>,
 ) -> Result<Json<AccountOut>, ApiError> {
-    set(&s, &username, false, None).await
+    set(&s, &actor, &username, false, None).await
 }

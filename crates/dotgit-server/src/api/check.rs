@@ -7,7 +7,6 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::Json;
 use dotgit_core::Scope;
 use schemars::JsonSchema;
@@ -50,8 +49,7 @@ pub struct CheckResponse {
 /// Decides.
 pub async fn check(
     State(s): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
+    actor: crate::audit::Actor,
     ApiJson(body): ApiJson<CheckRequest>,
 ) -> Result<Json<CheckResponse>, ApiError> {
     let needed = match &body.scope {
@@ -60,14 +58,8 @@ pub async fn check(
         }
         None => None,
     };
-    let ip = crate::net::client_ip(peer.ip(), &headers, &s.trusted);
-    if let Some(wait) = s.limiter.blocked(ip, s.now()) {
-        return Err(ApiError::rate_limited(
-            "Too many failed authentication attempts from this address; back off and retry later.",
-            wait,
-        ));
-    }
-    let p = auth::verify_credential(&s, &body.credential, ip).await?;
+    auth::check_source(&s, &actor, s.now())?;
+    let p = auth::verify_credential(&s, &body.credential, &actor).await?;
     if let Some(sc) = &needed {
         p.require(sc.resource, sc.action, sc.project.as_deref())
             .map_err(|missing| ApiError::insufficient_scope(&missing))?;

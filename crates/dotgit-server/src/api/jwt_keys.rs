@@ -1,6 +1,7 @@
 //! `/v1/jwt-keys` — JWT Configuration: register, list, get and delete the RSA public keys a
 //! customer signs its JWTs with (SPEC §4, §6). Deleting a key stops its tokens at once.
 
+use crate::audit::Actor;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::ops;
@@ -100,6 +101,7 @@ pub async fn list(
 pub async fn create(
     State(s): State<AppState>,
     Caller(p): Caller,
+    actor: Actor,
     ApiJson(body): ApiJson<CreateJwtKey>,
 ) -> Result<(StatusCode, Json<JwtKeyOut>), ApiError> {
     let scopes = ops::parse_scopes("allowed_scopes", &body.allowed_scopes)?;
@@ -123,6 +125,7 @@ pub async fn create(
             issuer: body.issuer.as_deref(),
             single_use: body.single_use.unwrap_or(false),
         },
+        &actor,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(out(&row))))
@@ -146,9 +149,10 @@ pub async fn get(
 pub async fn delete(
     State(s): State<AppState>,
     Caller(p): Caller,
+    actor: Actor,
     ApiPath(kid): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let done = s.store.delete_jwt_key(&p.account_id, &kid, s.now()).await?;
+    let done = ops::delete_jwt_key(&s.store, s.now(), &p.account_id, &kid, &actor).await?;
     s.invalidate_local();
     if done {
         Ok(StatusCode::NO_CONTENT)

@@ -1,6 +1,7 @@
 //! `/v1/api-keys`: create, list, get, revoke and rotate API keys (SPEC §6). A key can only
 //! create keys whose scopes are a subset of its own effective scopes.
 
+use crate::audit::Actor;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, Caller};
 use crate::ops;
@@ -93,6 +94,7 @@ pub async fn list(
 pub async fn create(
     State(s): State<AppState>,
     Caller(p): Caller,
+    actor: Actor,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<(StatusCode, Json<ApiKeyOut>), ApiError> {
     let scopes = ops::parse_scopes("scopes", &body.scopes)?;
@@ -109,6 +111,7 @@ pub async fn create(
         &body.name,
         &scopes,
         body.expires_in_days,
+        &actor,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(key_out(&s, &row, Some(&secret)))))
@@ -132,9 +135,10 @@ pub async fn get(
 pub async fn revoke(
     State(s): State<AppState>,
     Caller(p): Caller,
+    actor: Actor,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let done = s.store.revoke_api_key(&p.account_id, &id, s.now()).await?;
+    let done = ops::revoke_api_key(&s.store, s.now(), &p.account_id, &id, &actor).await?;
     s.invalidate_local();
     if done {
         Ok(StatusCode::NO_CONTENT)
@@ -147,6 +151,7 @@ pub async fn revoke(
 pub async fn rotate(
     State(s): State<AppState>,
     Caller(p): Caller,
+    actor: Actor,
     ApiPath(id): ApiPath<String>,
     ApiJsonOrEmpty(body): ApiJsonOrEmpty<RotateKey>,
 ) -> Result<(StatusCode, Json<ApiKeyOut>), ApiError> {
@@ -158,7 +163,7 @@ pub async fn rotate(
     let grace = body
         .grace_period_seconds
         .unwrap_or(ops::DEFAULT_GRACE_SECONDS);
-    let result = ops::rotate_api_key(&s.store, s.now(), &old, grace).await;
+    let result = ops::rotate_api_key(&s.store, s.now(), &old, grace, &actor).await;
     s.invalidate_local();
     let (row, secret) = result?;
     Ok((StatusCode::CREATED, Json(key_out(&s, &row, Some(&secret)))))

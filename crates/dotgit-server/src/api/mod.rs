@@ -3,6 +3,7 @@
 //! store or `ops` function, and shape the answer.
 
 pub mod admin;
+pub mod audit;
 pub mod check;
 pub mod jwt_keys;
 pub mod keys;

@@ -1,12 +1,13 @@
 //! `GET /v1/user`: the caller, its account and the credential in use.
 
+use crate::audit::Actor;
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{ApiJson, Caller};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The credential a request used.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -52,5 +53,51 @@ pub async fn get_user(
             scopes: p.scopes.to_strings(),
             expires_at: super::ts_opt(p.expires_at),
         },
+    }))
+}
+
+/// Security settings body.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    /// Revoke an API key automatically when an anomaly involves it.
+    pub anomaly_auto_revoke: bool,
+}
+
+/// The settings as they now are.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UserSettingsOut {
+    /// Account id.
+    pub id: String,
+    /// Revoke an API key automatically when an anomaly involves it.
+    pub anomaly_auto_revoke: bool,
+}
+
+/// Changes the account's security settings.
+pub async fn patch_user(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    actor: Actor,
+    ApiJson(body): ApiJson<UserSettings>,
+) -> Result<Json<UserSettingsOut>, ApiError> {
+    let now = s.now();
+    let event = actor.event(
+        now,
+        dotgit_core::audit::types::ACCOUNT_SETTINGS_CHANGED,
+        Some(&p.account_id),
+        None,
+        dotgit_core::audit::outcomes::SUCCESS,
+        Some(format!(
+            "anomaly_auto_revoke = {}{}",
+            body.anomaly_auto_revoke,
+            actor.by()
+        )),
+    );
+    s.store
+        .set_anomaly_auto_revoke(&p.account_id, body.anomaly_auto_revoke, &event)
+        .await?;
+    Ok(Json(UserSettingsOut {
+        id: p.account_id.clone(),
+        anomaly_auto_revoke: body.anomaly_auto_revoke,
     }))
 }

@@ -1,0 +1,528 @@
+//! Auditing (SPEC §4 "Audit"; issue "Audit trail and anomaly detection").
+//!
+//! Two paths, by durability class. Lifecycle and security-critical events (class A/B) are built
+//! by the caller and committed by the store in the same transaction as the change they record.
+//! Per-request events (authentication decisions, scope denials, rate-limit trips) go through a
+//! bounded queue to one batching writer: a full queue makes the request wait (backpressure),
+//! it never drops an event. What can be lost on a crash is what sits in the queue, uncommitted:
+//! at most one batch in flight plus the queue (`AUDIT_QUEUE_CAPACITY` events), typically a few
+//! milliseconds of traffic.
+//!
+//! The writer also runs the anomaly rules over what it writes (docs/audit.md), so detection costs
+//! the request path nothing.
+
+use crate::state::AppState;
+use dotgit_core::audit::{outcomes, types, AuditEvent};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+
+/// Events the queue holds before requests wait.
+pub const AUDIT_QUEUE_CAPACITY: usize = 8192;
+/// Largest batch written in one transaction.
+const BATCH: usize = 512;
+/// A credential unused this long is dormant.
+pub const DORMANT_SECONDS: i64 = 30 * 86_400;
+/// Failed attempts against one account's credentials that make a burst…
+pub const BURST_FAILURES: u32 = 10;
+/// …within this window.
+pub const BURST_WINDOW_SECONDS: i64 = 300;
+
+/// Who did something, and from where: the context every event carries.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// Request id (`cli` for the command line, `internal` for background work).
+    pub request_id: String,
+    /// Source address.
+    pub ip: Option<IpAddr>,
+    /// User agent (truncated).
+    pub user_agent: Option<String>,
+    /// The credential acting, if any (shown in reasons of lifecycle events).
+    pub credential_id: Option<String>,
+}
+
+impl Actor {
+    /// The command line on the server's machine.
+    pub fn cli() -> Actor {
+        Actor {
+            request_id: "cli".into(),
+            ip: None,
+            user_agent: Some(format!("dotgit-cli/{}", env!("CARGO_PKG_VERSION"))),
+            credential_id: None,
+        }
+    }
+
+    /// The server itself (background work).
+    pub fn internal() -> Actor {
+        Actor {
+            request_id: "internal".into(),
+            ip: None,
+            user_agent: None,
+            credential_id: None,
+        }
+    }
+
+    /// An event by this actor. Fails only if the CSPRNG does.
+    pub fn event(
+        &self,
+        now: i64,
+        event_type: &str,
+        account_id: Option<&str>,
+        credential_id: Option<&str>,
+        outcome: &str,
+        reason: Option<String>,
+    ) -> AuditEvent {
+        AuditEvent {
+            id: crate::ops::new_id("evt").unwrap_or_else(|_| format!("evt_{now}")),
+            time: now,
+            request_id: self.request_id.clone(),
+            event_type: event_type.to_owned(),
+            account_id: account_id.map(str::to_owned),
+            credential_id: credential_id.map(str::to_owned),
+            source_ip: self.ip.map(|ip| ip.to_string()),
+            user_agent: self.user_agent.clone(),
+            outcome: outcome.to_owned(),
+            reason,
+        }
+    }
+
+    /// " by <credential>" for reasons, when a credential acted.
+    pub fn by(&self) -> String {
+        match &self.credential_id {
+            Some(c) => format!(" by {c}"),
+            None if self.request_id == "cli" => " by the command line".to_owned(),
+            None => String::new(),
+        }
+    }
+}
+
+/// Counters exported at `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Successful authentications by kind: api_key, oauth_access_token, jwt.
+    pub auth_success: [AtomicU64; 5],
+    /// Failed authentications by kind (index 4: unknown / malformed).
+    pub auth_failure: [AtomicU64; 5],
+    /// Suspended-account refusals.
+    pub auth_suspended: AtomicU64,
+    /// Rate-limit trips (source over the failure limit, credential over budget).
+    pub rate_limit_trips: AtomicU64,
+    /// Requests answered 429.
+    pub rate_limited_responses: AtomicU64,
+    /// Events written by the batching writer.
+    pub audit_events_written: AtomicU64,
+    /// Anomalies detected.
+    pub anomalies: AtomicU64,
+    /// Request latency histogram: counts per bucket (seconds, cumulative at render time).
+    pub latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    /// Requests measured.
+    pub latency_count: AtomicU64,
+    /// Sum of latencies, microseconds.
+    pub latency_sum_us: AtomicU64,
+}
+
+/// Upper bounds of the latency histogram buckets, seconds.
+pub const LATENCY_BUCKETS: [f64; 10] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+];
+
+/// Index of a credential kind in the per-kind counters.
+pub fn kind_index(kind: Option<dotgit_core::CredentialKind>) -> usize {
+    use dotgit_core::CredentialKind::*;
+    match kind {
+        Some(ApiKey) => 0,
+        Some(OAuthAccess) | Some(OAuthRefresh) => 1,
+        Some(Jwt) => 2,
+        Some(Mtls) => 3,
+        None => 4,
+    }
+}
+
+/// Kind names in the order of [`kind_index`].
+pub const KIND_NAMES: [&str; 5] = ["api_key", "oauth_access_token", "jwt", "mtls", "unknown"];
+
+impl Metrics {
+    /// Records a request's latency.
+    pub fn observe_latency(&self, secs: f64) {
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self, queue_depth: usize) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let _ = writeln!(o, "# HELP dotgit_authentications_total Authentication decisions by credential kind and outcome.");
+        let _ = writeln!(o, "# TYPE dotgit_authentications_total counter");
+        for (i, k) in KIND_NAMES.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "dotgit_authentications_total{{kind=\"{k}\",outcome=\"success\"}} {}",
+                self.auth_success[i].load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                o,
+                "dotgit_authentications_total{{kind=\"{k}\",outcome=\"failure\"}} {}",
+                self.auth_failure[i].load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "dotgit_authentications_total{{kind=\"any\",outcome=\"suspended\"}} {}",
+            self.auth_suspended.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP dotgit_rate_limit_trips_total Sources or credentials that crossed a limit."
+        );
+        let _ = writeln!(o, "# TYPE dotgit_rate_limit_trips_total counter");
+        let _ = writeln!(
+            o,
+            "dotgit_rate_limit_trips_total {}",
+            self.rate_limit_trips.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP dotgit_rate_limited_responses_total Requests answered 429."
+        );
+        let _ = writeln!(o, "# TYPE dotgit_rate_limited_responses_total counter");
+        let _ = writeln!(
+            o,
+            "dotgit_rate_limited_responses_total {}",
+            self.rate_limited_responses.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP dotgit_audit_queue_depth Audit events waiting for the batching writer."
+        );
+        let _ = writeln!(o, "# TYPE dotgit_audit_queue_depth gauge");
+        let _ = writeln!(o, "dotgit_audit_queue_depth {queue_depth}");
+        let _ = writeln!(
+            o,
+            "# HELP dotgit_audit_events_written_total Events committed by the batching writer."
+        );
+        let _ = writeln!(o, "# TYPE dotgit_audit_events_written_total counter");
+        let _ = writeln!(
+            o,
+            "dotgit_audit_events_written_total {}",
+            self.audit_events_written.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(o, "# HELP dotgit_anomalies_total Anomalies detected.");
+        let _ = writeln!(o, "# TYPE dotgit_anomalies_total counter");
+        let _ = writeln!(
+            o,
+            "dotgit_anomalies_total {}",
+            self.anomalies.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP dotgit_request_duration_seconds Time to answer a request."
+        );
+        let _ = writeln!(o, "# TYPE dotgit_request_duration_seconds histogram");
+        let mut cumulative = 0;
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += self.latency_buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                o,
+                "dotgit_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}"
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            o,
+            "dotgit_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            o,
+            "dotgit_request_duration_seconds_sum {}",
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(o, "dotgit_request_duration_seconds_count {count}");
+        o
+    }
+}
+
+/// The sending side of the audit queue.
+#[derive(Debug)]
+pub struct Auditor {
+    tx: mpsc::Sender<AuditEvent>,
+}
+
+impl Auditor {
+    /// A queue and its receiving end (for [`spawn_writer`]).
+    pub fn new() -> (Auditor, mpsc::Receiver<AuditEvent>) {
+        let (tx, rx) = mpsc::channel(AUDIT_QUEUE_CAPACITY);
+        (Auditor { tx }, rx)
+    }
+
+    /// Queues an event; waits while the queue is full (backpressure, never a drop).
+    pub async fn record(&self, e: AuditEvent) {
+        if self.tx.send(e).await.is_err() {
+            tracing::error!("audit writer is gone; event not recorded");
+        }
+    }
+
+    /// Events waiting.
+    pub fn depth(&self) -> usize {
+        AUDIT_QUEUE_CAPACITY - self.tx.capacity()
+    }
+}
+
+/// The network a source belongs to for the new-network rule: /24 for IPv4, /48 for IPv6.
+pub fn network_of(ip: &str) -> Option<String> {
+    match ip.parse::<IpAddr>().ok().map(dotgit_core::net::canonical)? {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            Some(format!("{}.{}.{}.0/24", o[0], o[1], o[2]))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            Some(format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2]))
+        }
+    }
+}
+
+/// The anomaly rules' memory (rebuilt from the database as needed after a restart).
+#[derive(Debug, Default)]
+struct Detector {
+    networks: HashMap<String, HashSet<String>>,
+    last_seen: HashMap<String, i64>,
+    bursts: HashMap<String, (i64, u32, bool)>,
+}
+
+impl Detector {
+    /// Anomalies `e` reveals (appended after it in the same batch).
+    async fn inspect(&mut self, state: &AppState, e: &AuditEvent) -> Vec<AuditEvent> {
+        let mut out = Vec::new();
+        let actor = Actor {
+            request_id: e.request_id.clone(),
+            ip: e.source_ip.as_deref().and_then(|s| s.parse().ok()),
+            user_agent: e.user_agent.clone(),
+            credential_id: None,
+        };
+        let anomaly = |t: &str, reason: String| {
+            actor.event(
+                e.time,
+                t,
+                e.account_id.as_deref(),
+                e.credential_id.as_deref(),
+                outcomes::DETECTED,
+                Some(reason),
+            )
+        };
+        match e.event_type.as_str() {
+            types::AUTH_SUCCEEDED => {
+                let Some(cred) = e.credential_id.clone() else {
+                    return out;
+                };
+                if let Some(net) = e.source_ip.as_deref().and_then(network_of) {
+                    if !self.networks.contains_key(&cred) {
+                        let known = state
+                            .store
+                            .credential_networks(&cred)
+                            .await
+                            .unwrap_or_default();
+                        self.networks
+                            .insert(cred.clone(), known.into_iter().collect());
+                    }
+                    let known = self.networks.entry(cred.clone()).or_default();
+                    if !known.contains(&net) {
+                        if !known.is_empty() {
+                            out.push(anomaly(
+                                types::ANOMALY_NEW_NETWORK,
+                                format!(
+                                    "first use from {net}; known: {}",
+                                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                                ),
+                            ));
+                        }
+                        known.insert(net.clone());
+                        if let Err(err) = state
+                            .store
+                            .add_credential_network(&cred, &net, e.time)
+                            .await
+                        {
+                            tracing::warn!(error = %err, "could not record a credential network");
+                        }
+                    }
+                }
+                let previous = match self.last_seen.get(&cred) {
+                    Some(t) => Some(*t),
+                    None => self.stored_last_use(state, &cred).await,
+                };
+                if let Some(prev) = previous {
+                    if e.time - prev >= DORMANT_SECONDS {
+                        out.push(anomaly(
+                            types::ANOMALY_DORMANT_CREDENTIAL_ACTIVE,
+                            format!("unused for {} days", (e.time - prev) / 86_400),
+                        ));
+                    }
+                }
+                self.last_seen.insert(cred, e.time);
+            }
+            types::AUTH_FAILED => {
+                let reason = e.reason.as_deref().unwrap_or("");
+                if e.credential_id.is_some()
+                    && (reason.contains("revoked") || reason.contains("expired"))
+                {
+                    out.push(anomaly(
+                        types::ANOMALY_REVOKED_CREDENTIAL_USED,
+                        format!("{reason}: the credential may have leaked"),
+                    ));
+                }
+                if let Some(account) = &e.account_id {
+                    let w = self
+                        .bursts
+                        .entry(account.clone())
+                        .or_insert((e.time, 0, false));
+                    if e.time - w.0 >= BURST_WINDOW_SECONDS {
+                        *w = (e.time, 0, false);
+                    }
+                    w.1 += 1;
+                    if w.1 >= BURST_FAILURES && !w.2 {
+                        w.2 = true;
+                        out.push(anomaly(
+                            types::ANOMALY_FAILURE_BURST,
+                            format!("{} failed attempts against this account's credentials within {BURST_WINDOW_SECONDS} s", w.1),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// When an API key was last used (or made), from the database: the dormancy baseline.
+    async fn stored_last_use(&self, state: &AppState, cred: &str) -> Option<i64> {
+        if !cred.starts_with("key_") {
+            return None;
+        }
+        let k = state.store.get_api_key_any_account(cred).await.ok()??;
+        Some(k.last_used_at.unwrap_or(k.created_at))
+    }
+}
+
+/// Starts the batching writer. It drains the queue and exits when every sender is gone or
+/// `shutdown` fires (after writing what was queued).
+pub fn spawn_writer(
+    state: AppState,
+    mut rx: mpsc::Receiver<AuditEvent>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut detector = Detector::default();
+        let mut buf: Vec<AuditEvent> = Vec::with_capacity(BATCH);
+        loop {
+            let n = tokio::select! {
+                n = rx.recv_many(&mut buf, BATCH) => n,
+                _ = shutdown.changed() => {
+                    rx.close();
+                    while rx.recv_many(&mut buf, BATCH).await > 0 {
+                        write_batch(&state, &mut detector, &mut buf).await;
+                    }
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            write_batch(&state, &mut detector, &mut buf).await;
+        }
+    })
+}
+
+async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<AuditEvent>) {
+    let mut batch = Vec::with_capacity(buf.len() + 4);
+    let mut anomalies = Vec::new();
+    for e in buf.drain(..) {
+        let found = detector.inspect(state, &e).await;
+        batch.push(e);
+        for a in found {
+            anomalies.push(a.clone());
+            batch.push(a);
+        }
+    }
+    let mut delay = std::time::Duration::from_millis(50);
+    loop {
+        match state.store.append_audit(&batch).await {
+            Ok(()) => break,
+            Err(err) => {
+                // never drop: keep the batch and retry; requests wait on the full queue meanwhile
+                tracing::error!(error = %err, events = batch.len(), "audit write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+    state
+        .metrics
+        .audit_events_written
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    state
+        .metrics
+        .anomalies
+        .fetch_add(anomalies.len() as u64, Ordering::Relaxed);
+    for a in anomalies {
+        auto_revoke(state, &a).await;
+    }
+}
+
+/// If the account asked for it, revokes the API key an anomaly involves.
+async fn auto_revoke(state: &AppState, anomaly: &AuditEvent) {
+    let (Some(account), Some(cred)) = (&anomaly.account_id, &anomaly.credential_id) else {
+        return;
+    };
+    if !cred.starts_with("key_") {
+        return;
+    }
+    let Ok(Some(acct)) = state.store.account_by_id(account).await else {
+        return;
+    };
+    if !acct.anomaly_auto_revoke {
+        return;
+    }
+    let now = state.now();
+    let event = Actor::internal().event(
+        now,
+        types::API_KEY_REVOKED,
+        Some(account),
+        Some(cred),
+        outcomes::SUCCESS,
+        Some(format!(
+            "revoked automatically after {}",
+            anomaly.event_type
+        )),
+    );
+    match state.store.revoke_api_key(account, cred, now, &event).await {
+        Ok(_) => state.invalidate_local(),
+        Err(err) => tracing::error!(error = %err, "automatic revocation failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        assert_eq!(
+            network_of("203.0.113.77").as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert_eq!(
+            network_of("::ffff:203.0.113.77").as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert_eq!(
+            network_of("2001:db8:1:2::5").as_deref(),
+            Some("2001:db8:1::/48")
+        );
+        assert_eq!(network_of("nope"), None);
+    }
+}

@@ -1,0 +1,262 @@
+//! The audit log in SQLite: appends extend the hash chain inside the caller's write transaction
+//! (so a class-A event commits with its state change), queries page by sequence number (stable
+//! while new events arrive), and the chain can be re-verified end to end.
+
+use crate::{Result, Store};
+use dotgit_core::audit::{chain_hash, AuditEvent, GENESIS_HASH};
+use sqlx::{Row, Sqlite, Transaction};
+
+/// A stored event with its position.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Sequence number (strictly increasing).
+    pub seq: i64,
+    /// The event.
+    pub event: AuditEvent,
+}
+
+/// Filters for listing events; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this account's events.
+    pub account_id: Option<String>,
+    /// Only this credential's events.
+    pub credential_id: Option<String>,
+    /// Exact type (`auth.failed`) or a prefix ending in `.` (`anomaly.`).
+    pub event_type: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<String>,
+    /// At or after (Unix seconds).
+    pub since: Option<i64>,
+    /// Before (Unix seconds).
+    pub until: Option<i64>,
+    /// Only events with `seq` below this (the paging cursor).
+    pub before_seq: Option<i64>,
+}
+
+/// Where verification found the chain broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// Sequence number of the first event whose link does not hold.
+    pub seq: i64,
+    /// Its id as stored.
+    pub id: String,
+}
+
+const COLS: &str =
+    "seq, id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason";
+
+fn from_row(r: &sqlx::sqlite::SqliteRow) -> std::result::Result<StoredEvent, sqlx::Error> {
+    Ok(StoredEvent {
+        seq: r.try_get("seq")?,
+        event: AuditEvent {
+            id: r.try_get("id")?,
+            time: r.try_get("time")?,
+            request_id: r.try_get("request_id")?,
+            event_type: r.try_get("type")?,
+            account_id: r.try_get("account_id")?,
+            credential_id: r.try_get("credential_id")?,
+            source_ip: r.try_get("source_ip")?,
+            user_agent: r.try_get("user_agent")?,
+            outcome: r.try_get("outcome")?,
+            reason: r.try_get("reason")?,
+        },
+    })
+}
+
+/// Appends events inside an open write transaction, extending the chain.
+pub(crate) async fn append(
+    tx: &mut Transaction<'static, Sqlite>,
+    events: &[AuditEvent],
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut prev: String =
+        sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?
+            .unwrap_or_else(|| GENESIS_HASH.to_owned());
+    for e in events {
+        let hash = chain_hash(&prev, e);
+        sqlx::query(
+            "INSERT INTO audit_events (id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&e.id)
+        .bind(e.time)
+        .bind(&e.request_id)
+        .bind(&e.event_type)
+        .bind(&e.account_id)
+        .bind(&e.credential_id)
+        .bind(&e.source_ip)
+        .bind(&e.user_agent)
+        .bind(&e.outcome)
+        .bind(&e.reason)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+        prev = hash;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Appends a batch of events in one transaction (the batching writer's call).
+    pub async fn append_audit(&self, events: &[AuditEvent]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        append(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Events matching `f`, newest first, at most `limit`.
+    pub async fn list_audit(&self, f: &AuditFilter, limit: i64) -> Result<Vec<StoredEvent>> {
+        let mut sql = format!("SELECT {COLS} FROM audit_events WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        let mut binds: Vec<either::Bind> = Vec::new();
+        if let Some(v) = &f.account_id {
+            sql.push_str(&format!(" AND account_id = ${}", next()));
+            binds.push(either::Bind::Text(v.clone()));
+        }
+        if let Some(v) = &f.credential_id {
+            sql.push_str(&format!(" AND credential_id = ${}", next()));
+            binds.push(either::Bind::Text(v.clone()));
+        }
+        if let Some(v) = &f.event_type {
+            if let Some(prefix) = v.strip_suffix('.') {
+                sql.push_str(&format!(
+                    " AND substr(type, 1, ${a}) = ${b}",
+                    a = next(),
+                    b = next()
+                ));
+                binds.push(either::Bind::Int(
+                    i64::try_from(prefix.len() + 1).unwrap_or(0),
+                ));
+                binds.push(either::Bind::Text(format!("{prefix}.")));
+            } else {
+                sql.push_str(&format!(" AND type = ${}", next()));
+                binds.push(either::Bind::Text(v.clone()));
+            }
+        }
+        if let Some(v) = &f.outcome {
+            sql.push_str(&format!(" AND outcome = ${}", next()));
+            binds.push(either::Bind::Text(v.clone()));
+        }
+        if let Some(v) = f.since {
+            sql.push_str(&format!(" AND time >= ${}", next()));
+            binds.push(either::Bind::Int(v));
+        }
+        if let Some(v) = f.until {
+            sql.push_str(&format!(" AND time < ${}", next()));
+            binds.push(either::Bind::Int(v));
+        }
+        if let Some(v) = f.before_seq {
+            sql.push_str(&format!(" AND seq < ${}", next()));
+            binds.push(either::Bind::Int(v));
+        }
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", next()));
+        binds.push(either::Bind::Int(limit));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = match b {
+                either::Bind::Text(s) => q.bind(s),
+                either::Bind::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        Ok(rows
+            .iter()
+            .map(from_row)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Events after `seq`, oldest first, at most `limit` (export).
+    pub async fn audit_after(&self, seq: i64, limit: i64) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(from_row)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Recomputes the whole chain. `Ok(n)`: n events, every link holds.
+    pub async fn verify_audit_chain(&self) -> Result<std::result::Result<u64, ChainBreak>> {
+        let mut prev = GENESIS_HASH.to_owned();
+        let mut after = 0i64;
+        let mut count = 0u64;
+        loop {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLS}, prev_hash, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 1000"
+            ))
+            .bind(after)
+            .fetch_all(&self.read)
+            .await?;
+            if rows.is_empty() {
+                return Ok(Ok(count));
+            }
+            for r in &rows {
+                let e = from_row(r)?;
+                let stored_prev: String = r.try_get("prev_hash")?;
+                let stored_hash: String = r.try_get("hash")?;
+                let expect = chain_hash(&prev, &e.event);
+                if stored_prev != prev || stored_hash != expect {
+                    return Ok(Err(ChainBreak {
+                        seq: e.seq,
+                        id: e.event.id,
+                    }));
+                }
+                prev = stored_hash;
+                after = e.seq;
+                count += 1;
+            }
+        }
+    }
+
+    /// The networks `credential_id` has been used from.
+    pub async fn credential_networks(&self, credential_id: &str) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT network FROM credential_networks WHERE credential_id = $1")
+                .bind(credential_id)
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
+    /// Records that `credential_id` was used from `network`.
+    pub async fn add_credential_network(
+        &self,
+        credential_id: &str,
+        network: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO credential_networks (credential_id, network, first_seen) VALUES ($1, $2, $3)
+             ON CONFLICT (credential_id, network) DO NOTHING",
+        )
+        .bind(credential_id)
+        .bind(network)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+}
+
+mod either {
+    pub(super) enum Bind {
+        Text(String),
+        Int(i64),
+    }
+}
