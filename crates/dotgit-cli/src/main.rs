@@ -135,6 +135,11 @@ enum AdminCmd {
         /// Username.
         username: String,
     },
+    /// Revoke every API key and delete every JWT key of an account, at once.
+    RevokeCredentials {
+        /// Username.
+        username: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -336,6 +341,13 @@ async fn admin(common: &Common, cmd: AdminCmd) -> Result<()> {
                 .map_err(cli_err)?
                 .with_context(|| format!("no account named `{username}`"))?;
             println!("unsuspended {username}");
+        }
+        AdminCmd::RevokeCredentials { username } => {
+            let (_, ids) = ops::revoke_all_credentials(&store, now, &username, &Actor::cli())
+                .await
+                .map_err(cli_err)?
+                .with_context(|| format!("no account named `{username}`"))?;
+            println!("revoked {} credential(s) of {username}", ids.len());
         }
     }
     store.close().await;

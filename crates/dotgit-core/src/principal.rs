@@ -80,6 +80,8 @@ pub struct Principal {
     pub scopes: ScopeSet,
     /// When the credential stops working, if ever (Unix seconds).
     pub expires_at: Option<i64>,
+    /// The credential is older than its account's rotation policy.
+    pub rotation_due: bool,
 }
 
 impl Principal {

@@ -227,6 +227,7 @@ pub async fn verify_credential(
                 credential_id: c.credential_id.clone(),
                 scopes: c.scopes.clone(),
                 expires_at: c.expires_at,
+                rotation_due: c.rotation_due_at.is_some_and(|d| now >= d),
             })
         }
         Err(r) => {
@@ -370,7 +371,13 @@ async fn verify_jwt(
         Ok(v) => v,
         Err(e) => return refuse(Failure::Jwt(e.reason())),
     };
-    let valid_until = v.exp.saturating_add(LEEWAY_SECONDS).saturating_add(1);
+    if entry.rotation_enforced && now >= entry.rotation_due_at {
+        return refuse(Failure::Jwt("jwt_key_past_rotation_policy"));
+    }
+    let mut valid_until = v.exp.saturating_add(LEEWAY_SECONDS).saturating_add(1);
+    if entry.rotation_enforced {
+        valid_until = valid_until.min(entry.rotation_due_at);
+    }
     if entry.single_use {
         let Some(jti) = v.jti.as_deref() else {
             return refuse(Failure::Jwt("jwt_missing_jti"));
@@ -400,6 +407,7 @@ async fn verify_jwt(
         valid_until: Some(valid_until),
         created_at: v.iat,
         ips: v.ips,
+        rotation_due_at: Some(entry.rotation_due_at),
     });
     if !entry.single_use {
         state.cache.fill(&hash, generation, cred.clone());
@@ -441,6 +449,10 @@ async fn jwt_key(
         allowed_scopes: ScopeSet::parse_space_separated(&row.allowed_scopes).unwrap_or_default(),
         max_lifetime_seconds: row.max_lifetime_seconds,
         single_use: row.single_use,
+        rotation_due_at: row
+            .created_at
+            .saturating_add(acct.rotation_policy_days.saturating_mul(86_400)),
+        rotation_enforced: acct.rotation_policy_enforce,
     });
     state.cache.fill_jwt_key(generation, entry.clone());
     Ok(Some(entry))
@@ -458,6 +470,15 @@ async fn load_api_key(
     }
     let plan = Plan::parse(&acct.plan).unwrap_or(Plan::Free);
     let granted = ScopeSet::parse_space_separated(&key.scopes).unwrap_or_default();
+    let rotation_due_at = key
+        .created_at
+        .saturating_add(acct.rotation_policy_days.saturating_mul(86_400));
+    // an enforced rotation policy is an expiry like any other
+    let valid_until = match (key.expires_at, acct.rotation_policy_enforce) {
+        (e, false) => e,
+        (Some(e), true) => Some(e.min(rotation_due_at)),
+        (None, true) => Some(rotation_due_at),
+    };
     Ok(Ok(CachedCredential {
         kind: CredentialKind::ApiKey,
         credential_id: key.id,
@@ -467,10 +488,11 @@ async fn load_api_key(
         operator: acct.is_operator,
         status: AccountStatus::parse(&acct.status),
         scopes: granted.intersect(&owner_may(plan)),
-        expires_at: key.expires_at,
-        valid_until: key.expires_at,
+        expires_at: valid_until,
+        valid_until,
         created_at: key.created_at,
         ips: None,
+        rotation_due_at: Some(rotation_due_at),
     }))
 }
 
@@ -492,7 +514,11 @@ pub async fn authenticate(
         }
     };
     let principal = verify_credential(state, token, actor).await?;
-    let budget = state.limiter.spend(&principal.credential_id, now);
+    let budget = state.limiter.spend(
+        &principal.credential_id,
+        state.config.budget_for(principal.plan),
+        now,
+    );
     if budget.exceeded {
         state
             .metrics
@@ -576,4 +602,29 @@ pub fn authorize(
                 .map_err(|s| ApiError::insufficient_scope(&s))
         }
     }
+}
+
+/// The granted scope that admitted a request under `access` (for least-privilege reporting).
+pub fn scope_used(
+    p: &Principal,
+    access: Access,
+    path_param: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let (r, a, project) = match access {
+        Access::Scoped(r, a, Projects::All) => (r, a, None),
+        Access::Scoped(r, a, Projects::Path(name)) => (r, a, path_param(name)),
+        Access::Scoped(r, a, Projects::AnyOne) => {
+            return p
+                .scopes
+                .iter()
+                .find(|s| s.resource == r && s.action.implies(a))
+                .map(|s| s.to_string())
+        }
+        Access::Operator(a) => (Resource::Keys, a, None),
+        Access::Public | Access::Authenticated => return None,
+    };
+    p.scopes
+        .iter()
+        .find(|s| s.allows(r, a, project.as_deref()))
+        .map(|s| s.to_string())
 }

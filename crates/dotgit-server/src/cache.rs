@@ -40,6 +40,8 @@ pub struct CachedCredential {
     pub created_at: i64,
     /// Source networks it may be used from (the JWT `ips` claim); `None`: anywhere.
     pub ips: Option<Vec<Cidr>>,
+    /// When the credential (or the key that signs it) passes its account's rotation policy.
+    pub rotation_due_at: Option<i64>,
 }
 
 /// A registered JWT key with its owner, parsed once and cached per (account, kid).
@@ -67,6 +69,10 @@ pub struct JwtKeyEntry {
     pub max_lifetime_seconds: i64,
     /// `jti` required and accepted once.
     pub single_use: bool,
+    /// When the key passes its account's rotation policy.
+    pub rotation_due_at: i64,
+    /// Whether the policy makes it stop working then.
+    pub rotation_enforced: bool,
 }
 
 /// The cache.

@@ -30,6 +30,12 @@ pub struct Config {
     pub auth_failure_window_seconds: u64,
     /// Requests per credential per hour.
     pub request_budget_per_hour: u32,
+    /// Override for credentials of free-plan accounts.
+    pub request_budget_per_hour_free: Option<u32>,
+    /// Override for credentials of pro-plan accounts.
+    pub request_budget_per_hour_pro: Option<u32>,
+    /// Override for credentials of enterprise-plan accounts.
+    pub request_budget_per_hour_enterprise: Option<u32>,
     /// CIDRs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
     /// How often the server polls for changes made by other nodes or the CLI (milliseconds).
@@ -51,6 +57,9 @@ impl Default for Config {
             auth_failure_limit: 20,
             auth_failure_window_seconds: 300,
             request_budget_per_hour: 5000,
+            request_budget_per_hour_free: None,
+            request_budget_per_hour_pro: None,
+            request_budget_per_hour_enterprise: None,
             trusted_proxies: Vec::new(),
             invalidation_poll_ms: 250,
             audit_auth_success: true,
@@ -70,6 +79,9 @@ pub const KEYS: &[&str] = &[
     "auth_failure_limit",
     "auth_failure_window_seconds",
     "request_budget_per_hour",
+    "request_budget_per_hour_free",
+    "request_budget_per_hour_pro",
+    "request_budget_per_hour_enterprise",
     "trusted_proxies",
     "invalidation_poll_ms",
     "audit_auth_success",
@@ -139,10 +151,27 @@ impl Config {
                 "auth_failure_window_seconds must be at least 1".into(),
             ));
         }
-        if self.request_budget_per_hour == 0 {
-            return Err(ConfigError::Invalid(
-                "request_budget_per_hour must be at least 1".into(),
-            ));
+        for (name, v) in [
+            (
+                "request_budget_per_hour",
+                Some(self.request_budget_per_hour),
+            ),
+            (
+                "request_budget_per_hour_free",
+                self.request_budget_per_hour_free,
+            ),
+            (
+                "request_budget_per_hour_pro",
+                self.request_budget_per_hour_pro,
+            ),
+            (
+                "request_budget_per_hour_enterprise",
+                self.request_budget_per_hour_enterprise,
+            ),
+        ] {
+            if v == Some(0) {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
@@ -162,6 +191,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The hourly request budget of a credential of an account on `plan`.
+    pub fn budget_for(&self, plan: dotgit_core::Plan) -> u32 {
+        let o = match plan {
+            dotgit_core::Plan::Free => self.request_budget_per_hour_free,
+            dotgit_core::Plan::Pro => self.request_budget_per_hour_pro,
+            dotgit_core::Plan::Enterprise => self.request_budget_per_hour_enterprise,
+        };
+        o.unwrap_or(self.request_budget_per_hour)
     }
 
     /// The audience customer JWTs must name.

@@ -91,6 +91,8 @@ pub async fn create_account(
         status_reason: None,
         created_at: now,
         anomaly_auto_revoke: false,
+        rotation_policy_days: ROTATION_POLICY_DAYS,
+        rotation_policy_enforce: false,
     };
     let event = actor.event(
         now,
@@ -424,6 +426,39 @@ pub async fn revoke_api_key(
         Some(format!("revoked{}", actor.by())),
     );
     Ok(store.revoke_api_key(account_id, id, now, &event).await?)
+}
+
+/// Revokes every credential of an account by username (class A, one transaction): API keys
+/// revoked, JWT keys deleted. `Ok(None)`: no such user; otherwise the ids affected.
+pub async fn revoke_all_credentials(
+    store: &Store,
+    now: i64,
+    username: &str,
+    actor: &Actor,
+) -> Result<Option<(AccountRow, Vec<String>)>, ApiError> {
+    let Some(acct) = store.account_by_username(username).await? else {
+        return Ok(None);
+    };
+    let ids = store
+        .revoke_all_credentials(&acct.id, now, |kind, id| {
+            let (t, what) = match kind {
+                "jwt_key" => (types::JWT_KEY_DELETED, "deleted"),
+                _ => (types::API_KEY_REVOKED, "revoked"),
+            };
+            actor.event(
+                now,
+                t,
+                Some(&acct.id),
+                Some(id),
+                outcomes::SUCCESS,
+                Some(format!(
+                    "{what} with all of the account's credentials{}",
+                    actor.by()
+                )),
+            )
+        })
+        .await?;
+    Ok(Some((acct, ids)))
 }
 
 /// Deletes a JWT key of `account_id` (class A). `false` if there was none.

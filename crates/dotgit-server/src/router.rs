@@ -412,6 +412,16 @@ fn table(state: AppState) -> Table {
         Some(schema::<api::admin::AccountOut>),
         api::admin::unsuspend,
     )
+    .add(
+        Method::POST,
+        "/v1/admin/accounts/{username}/revoke-credentials",
+        Operator(Write),
+        "Operators: revoke every credential of an account at once",
+        200,
+        None,
+        Some(schema::<api::admin::RevokedAll>),
+        api::admin::revoke_credentials,
+    )
 }
 
 /// The documented routes (for tests and tooling).
@@ -584,8 +594,21 @@ async fn enforce(
                 e.into_response()
             }
             Ok(()) => {
+                if principal.kind == dotgit_core::CredentialKind::ApiKey {
+                    if let Some(scope) = auth::scope_used(&principal, access, lookup) {
+                        state.note_scope_use(&principal.credential_id, scope);
+                    }
+                }
+                let due = principal.rotation_due;
                 req.extensions_mut().insert(principal);
-                next.run(req).await
+                let mut resp = next.run(req).await;
+                if due {
+                    resp.headers_mut().insert(
+                        "x-dotgit-key-rotation-due",
+                        HeaderValue::from_static("true"),
+                    );
+                }
+                resp
             }
         }
     };

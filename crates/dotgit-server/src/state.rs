@@ -36,6 +36,8 @@ pub struct Inner {
     pub limiter: Limiter,
     /// Pending `last_used_at` updates.
     pub usage: Mutex<HashMap<String, i64>>,
+    /// Pending scope-usage updates: (credential, granted scope) → last use.
+    pub scope_usage: Mutex<HashMap<(String, String), i64>>,
     /// Public base URL.
     pub public_url: String,
     /// The `aud` customer JWTs must carry.
@@ -72,7 +74,6 @@ impl AppState {
         let limiter = Limiter::new(
             config.auth_failure_limit,
             config.auth_failure_window_seconds,
-            config.request_budget_per_hour,
         );
         let public_url = config.public_url();
         let audience = config.audience();
@@ -85,6 +86,7 @@ impl AppState {
             cache: VerifyCache::new(),
             limiter,
             usage: Mutex::new(HashMap::new()),
+            scope_usage: Mutex::new(HashMap::new()),
             public_url,
             audience,
             auditor,
@@ -110,13 +112,36 @@ impl AppState {
         }
     }
 
+    /// Notes that credential `id` used its granted `scope` now (flushed in batches).
+    pub fn note_scope_use(&self, id: &str, scope: String) {
+        let now = self.now();
+        let mut u = self.scope_usage.lock();
+        let t = u.entry((id.to_owned(), scope)).or_insert(now);
+        *t = (*t).max(now);
+    }
+
     /// A pending last-use time not yet flushed.
     pub fn pending_use(&self, id: &str) -> Option<i64> {
         self.usage.lock().get(id).copied()
     }
 
-    /// Writes pending last-use times.
+    /// Writes pending last-use times (of credentials and of their scopes).
     pub async fn flush_usage(&self) {
+        let scopes: Vec<(String, String, i64)> = self
+            .scope_usage
+            .lock()
+            .drain()
+            .map(|((c, s), t)| (c, s, t))
+            .collect();
+        if let Err(e) = self.store.touch_scope_usage(&scopes).await {
+            tracing::warn!(error = %e, "could not record scope usage; will retry");
+            let mut u = self.scope_usage.lock();
+            for (c, s, t) in scopes {
+                u.entry((c, s))
+                    .and_modify(|x| *x = (*x).max(t))
+                    .or_insert(t);
+            }
+        }
         let batch: Vec<(String, i64)> = self.usage.lock().drain().collect();
         if batch.is_empty() {
             return;

@@ -59,7 +59,7 @@ pub struct Store {
 }
 
 const ACCOUNT_COLS: &str =
-    "id, username, password_hash, plan, is_operator, status, status_reason, created_at, anomaly_auto_revoke";
+    "id, username, password_hash, plan, is_operator, status, status_reason, created_at, anomaly_auto_revoke, rotation_policy_days, rotation_policy_enforce";
 const KEY_COLS: &str = "id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at, replaced_by, rotated_from";
 
 impl Store {
@@ -467,22 +467,101 @@ impl Store {
         Ok(rows)
     }
 
-    /// Turns automatic revocation on anomalies on or off for an account.
-    pub async fn set_anomaly_auto_revoke(
+    /// Changes an account's security settings (each `None` is left as it is), with its audit
+    /// event, and invalidates caches (the rotation policy changes what keys may do).
+    pub async fn update_account_settings(
         &self,
         account_id: &str,
-        on: bool,
+        s: &AccountSettings,
+        now: i64,
         event: &AuditEvent,
-    ) -> Result<()> {
+    ) -> Result<Option<AccountRow>> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE accounts SET anomaly_auto_revoke = $1 WHERE id = $2")
-            .bind(on)
+        let q = format!(
+            "UPDATE accounts SET
+                anomaly_auto_revoke = COALESCE($1, anomaly_auto_revoke),
+                rotation_policy_days = COALESCE($2, rotation_policy_days),
+                rotation_policy_enforce = COALESCE($3, rotation_policy_enforce)
+             WHERE id = $4 RETURNING {ACCOUNT_COLS}"
+        );
+        let row = sqlx::query_as::<_, AccountRow>(&q)
+            .bind(s.anomaly_auto_revoke)
+            .bind(s.rotation_policy_days)
+            .bind(s.rotation_policy_enforce)
             .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if row.is_some() {
+            invalidate(&mut tx, "account", account_id, now).await?;
+            audit::append(&mut tx, std::slice::from_ref(event)).await?;
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Revokes every API key and deletes every JWT key of an account in one transaction
+    /// (class A). Returns the ids affected; `events` builds one audit event per credential.
+    pub async fn revoke_all_credentials(
+        &self,
+        account_id: &str,
+        now: i64,
+        events: impl Fn(&str, &str) -> AuditEvent,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        let keys: Vec<String> = sqlx::query_scalar(
+            "UPDATE api_keys SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(account_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let jwt: Vec<String> =
+            sqlx::query_scalar("DELETE FROM jwt_keys WHERE account_id = $1 RETURNING kid")
+                .bind(account_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut evs = Vec::new();
+        for k in &keys {
+            evs.push(events("api_key", k));
+        }
+        for k in &jwt {
+            evs.push(events("jwt_key", k));
+        }
+        invalidate(&mut tx, "account", account_id, now).await?;
+        audit::append(&mut tx, &evs).await?;
+        tx.commit().await?;
+        Ok(keys.into_iter().chain(jwt).collect())
+    }
+
+    /// Records which granted scopes credentials used, in one batch (class C).
+    pub async fn touch_scope_usage(&self, uses: &[(String, String, i64)]) -> Result<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for (cred, scope, ts) in uses {
+            sqlx::query(
+                "INSERT INTO credential_scope_usage (credential_id, scope, last_used_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (credential_id, scope) DO UPDATE SET last_used_at = MAX(last_used_at, excluded.last_used_at)",
+            )
+            .bind(cred)
+            .bind(scope)
+            .bind(ts)
             .execute(&mut *tx)
             .await?;
-        audit::append(&mut tx, std::slice::from_ref(event)).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// When each scope of a credential was last used.
+    pub async fn scope_usage(&self, credential_id: &str) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT scope, last_used_at FROM credential_scope_usage WHERE credential_id = $1",
+        )
+        .bind(credential_id)
+        .fetch_all(&self.read)
+        .await?)
     }
 
     // ---- invalidations -----------------------------------------------------------------

@@ -21,6 +21,21 @@ pub struct AccountRow {
     pub created_at: i64,
     /// Revoke an API key automatically when an anomaly involves it.
     pub anomaly_auto_revoke: bool,
+    /// Keys older than this many days are due for rotation.
+    pub rotation_policy_days: i64,
+    /// Keys past the rotation policy stop working.
+    pub rotation_policy_enforce: bool,
+}
+
+/// Account security settings to change; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccountSettings {
+    /// Revoke an API key automatically when an anomaly involves it.
+    pub anomaly_auto_revoke: Option<bool>,
+    /// Rotation policy, days.
+    pub rotation_policy_days: Option<i64>,
+    /// Enforce the rotation policy.
+    pub rotation_policy_enforce: Option<bool>,
 }
 
 impl std::fmt::Debug for AccountRow {

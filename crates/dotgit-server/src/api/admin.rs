@@ -112,3 +112,29 @@ pub async fn unsuspend(
 ) -> Result<Json<AccountOut>, ApiError> {
     set(&s, &actor, &username, false, None).await
 }
+
+/// What a revoke-all did.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RevokedAll {
+    /// The account.
+    pub username: String,
+    /// Ids of the API keys revoked and JWT keys deleted.
+    pub revoked: Vec<String>,
+}
+
+/// Revokes every credential of an account (separate from suspension, which revokes nothing).
+pub async fn revoke_credentials(
+    State(s): State<AppState>,
+    Caller(_p): Caller,
+    actor: Actor,
+    ApiPath(username): ApiPath<String>,
+) -> Result<Json<RevokedAll>, ApiError> {
+    let (acct, revoked) = ops::revoke_all_credentials(&s.store, s.now(), &username, &actor)
+        .await?
+        .ok_or_else(|| ApiError::not_found("The account"))?;
+    s.invalidate_local();
+    Ok(Json(RevokedAll {
+        username: acct.username,
+        revoked,
+    }))
+}

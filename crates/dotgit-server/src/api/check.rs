@@ -64,7 +64,9 @@ pub async fn check(
         p.require(sc.resource, sc.action, sc.project.as_deref())
             .map_err(|missing| ApiError::insufficient_scope(&missing))?;
     }
-    let budget = s.limiter.spend(&p.credential_id, s.now());
+    let budget = s
+        .limiter
+        .spend(&p.credential_id, s.config.budget_for(p.plan), s.now());
     if budget.exceeded {
         return Err(ApiError::rate_limited(
             "The credential has used its request budget for this hour.",

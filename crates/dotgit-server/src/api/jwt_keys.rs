@@ -33,8 +33,11 @@ pub struct JwtKeyOut {
     pub single_use: bool,
     /// RFC 3339.
     pub created_at: String,
-    /// When the key stops being accepted, or null.
+    /// When the key stops being accepted (set when the account enforces its rotation policy),
+    /// or null.
     pub not_after: Option<String>,
+    /// Older than the account's rotation policy.
+    pub rotation_due: bool,
     /// The account id tokens must carry in `sub`.
     pub subject: String,
     /// RFC 7638 SHA-256 thumbprint of the public key.
@@ -61,7 +64,18 @@ pub struct CreateJwtKey {
     pub single_use: Option<bool>,
 }
 
-fn out(k: &JwtKeyRow) -> JwtKeyOut {
+/// The account's rotation policy: (days, enforced).
+async fn policy(s: &AppState, account_id: &str) -> Result<(i64, bool), ApiError> {
+    let a = s
+        .store
+        .account_by_id(account_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("The account"))?;
+    Ok((a.rotation_policy_days, a.rotation_policy_enforce))
+}
+
+fn out(k: &JwtKeyRow, (days, enforced): (i64, bool), now: i64) -> JwtKeyOut {
+    let due_at = k.created_at.saturating_add(days.saturating_mul(86_400));
     let jwk = RsaPublicKey::from_pem(&k.public_key_pem)
         .map(|key| key.to_jwk(&k.kid))
         .unwrap_or(serde_json::Value::Null);
@@ -75,7 +89,8 @@ fn out(k: &JwtKeyRow) -> JwtKeyOut {
         max_lifetime_seconds: k.max_lifetime_seconds,
         single_use: k.single_use,
         created_at: rfc3339(k.created_at),
-        not_after: None,
+        not_after: enforced.then(|| rfc3339(due_at)),
+        rotation_due: now >= due_at,
         subject: k.account_id.clone(),
         thumbprint: k.thumbprint.clone(),
         public_key_jwk: jwk,
@@ -87,12 +102,14 @@ pub async fn list(
     State(s): State<AppState>,
     Caller(p): Caller,
 ) -> Result<Json<Vec<JwtKeyOut>>, ApiError> {
+    let pol = policy(&s, &p.account_id).await?;
+    let now = s.now();
     Ok(Json(
         s.store
             .list_jwt_keys(&p.account_id)
             .await?
             .iter()
-            .map(out)
+            .map(|k| out(k, pol, now))
             .collect(),
     ))
 }
@@ -128,7 +145,8 @@ pub async fn create(
         &actor,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(out(&row))))
+    let pol = policy(&s, &p.account_id).await?;
+    Ok((StatusCode::CREATED, Json(out(&row, pol, s.now()))))
 }
 
 /// One key.
@@ -142,7 +160,8 @@ pub async fn get(
         .get_jwt_key(&p.account_id, &kid)
         .await?
         .ok_or_else(|| ApiError::not_found("The JWT key"))?;
-    Ok(Json(out(&k)))
+    let pol = policy(&s, &p.account_id).await?;
+    Ok(Json(out(&k, pol, s.now())))
 }
 
 /// Deletes a key: its tokens stop working at once.

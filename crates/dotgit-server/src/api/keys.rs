@@ -34,10 +34,26 @@ pub struct ApiKeyOut {
     pub last_used_at: Option<String>,
     /// Older than the account's rotation policy.
     pub rotation_due: bool,
+    /// For each granted scope, when this key last used it (null: never).
+    pub scope_usage: Vec<ScopeUse>,
+    /// Granted scopes this key has not used in the last 30 days: candidates to drop.
+    pub unused_scopes: Vec<String>,
     /// The secret, shown this once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
+
+/// When a key last used one of its scopes.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ScopeUse {
+    /// The granted scope.
+    pub scope: String,
+    /// RFC 3339, or null if never used.
+    pub last_used_at: Option<String>,
+}
+
+/// The window of the least-privilege report.
+pub const UNUSED_SCOPE_DAYS: i64 = 30;
 
 /// Create body.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -59,26 +75,77 @@ pub struct RotateKey {
     pub grace_period_seconds: Option<u32>,
 }
 
+/// What shaping a key needs to know about its account and usage.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyContext {
+    /// The account's rotation policy, days.
+    pub policy_days: i64,
+}
+
+impl KeyContext {
+    /// The context of `account_id`'s keys.
+    pub async fn load(s: &AppState, account_id: &str) -> Result<KeyContext, ApiError> {
+        let a = s
+            .store
+            .account_by_id(account_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("The account"))?;
+        Ok(KeyContext {
+            policy_days: a.rotation_policy_days,
+        })
+    }
+}
+
 /// Shapes a stored key for output.
-pub fn key_out(s: &AppState, k: &ApiKeyRow, secret: Option<&Secret>) -> ApiKeyOut {
+pub async fn key_out(
+    s: &AppState,
+    ctx: KeyContext,
+    k: &ApiKeyRow,
+    secret: Option<&Secret>,
+) -> Result<ApiKeyOut, ApiError> {
     let now = s.now();
     let last = match (k.last_used_at, s.pending_use(&k.id)) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    ApiKeyOut {
+    let scopes = ScopeSet::parse_space_separated(&k.scopes)
+        .unwrap_or_default()
+        .to_strings();
+    let mut used: std::collections::HashMap<String, i64> = if secret.is_some() {
+        std::collections::HashMap::new()
+    } else {
+        s.store.scope_usage(&k.id).await?.into_iter().collect()
+    };
+    for ((cred, scope), t) in s.scope_usage.lock().iter() {
+        if cred == &k.id {
+            let e = used.entry(scope.clone()).or_insert(*t);
+            *e = (*e).max(*t);
+        }
+    }
+    let cutoff = now - UNUSED_SCOPE_DAYS * 86_400;
+    Ok(ApiKeyOut {
         id: k.id.clone(),
         name: k.name.clone(),
         prefix: k.prefix.clone(),
-        scopes: ScopeSet::parse_space_separated(&k.scopes)
-            .unwrap_or_default()
-            .to_strings(),
+        scope_usage: scopes
+            .iter()
+            .map(|sc| ScopeUse {
+                scope: sc.clone(),
+                last_used_at: super::ts_opt(used.get(sc).copied()),
+            })
+            .collect(),
+        unused_scopes: scopes
+            .iter()
+            .filter(|sc| used.get(*sc).is_none_or(|t| *t < cutoff))
+            .cloned()
+            .collect(),
+        scopes,
         created_at: rfc3339(k.created_at),
         expires_at: super::ts_opt(k.expires_at),
         last_used_at: super::ts_opt(last),
-        rotation_due: now - k.created_at > ops::ROTATION_POLICY_DAYS * 86_400,
+        rotation_due: now - k.created_at >= ctx.policy_days * 86_400,
         key: secret.map(|s| s.expose().to_owned()),
-    }
+    })
 }
 
 /// Lists the account's keys.
@@ -86,8 +153,13 @@ pub async fn list(
     State(s): State<AppState>,
     Caller(p): Caller,
 ) -> Result<Json<Vec<ApiKeyOut>>, ApiError> {
+    let ctx = KeyContext::load(&s, &p.account_id).await?;
     let rows = s.store.list_api_keys(&p.account_id).await?;
-    Ok(Json(rows.iter().map(|k| key_out(&s, k, None)).collect()))
+    let mut out = Vec::with_capacity(rows.len());
+    for k in &rows {
+        out.push(key_out(&s, ctx, k, None).await?);
+    }
+    Ok(Json(out))
 }
 
 /// Creates a key.
@@ -114,7 +186,11 @@ pub async fn create(
         &actor,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(key_out(&s, &row, Some(&secret)))))
+    let ctx = KeyContext::load(&s, &p.account_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(key_out(&s, ctx, &row, Some(&secret)).await?),
+    ))
 }
 
 /// One key.
@@ -128,7 +204,8 @@ pub async fn get(
         .get_api_key(&p.account_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("The API key"))?;
-    Ok(Json(key_out(&s, &k, None)))
+    let ctx = KeyContext::load(&s, &p.account_id).await?;
+    Ok(Json(key_out(&s, ctx, &k, None).await?))
 }
 
 /// Revokes a key: 204, effective at once.
@@ -166,5 +243,9 @@ pub async fn rotate(
     let result = ops::rotate_api_key(&s.store, s.now(), &old, grace, &actor).await;
     s.invalidate_local();
     let (row, secret) = result?;
-    Ok((StatusCode::CREATED, Json(key_out(&s, &row, Some(&secret)))))
+    let ctx = KeyContext::load(&s, &p.account_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(key_out(&s, ctx, &row, Some(&secret)).await?),
+    ))
 }

@@ -56,12 +56,16 @@ pub async fn get_user(
     }))
 }
 
-/// Security settings body.
+/// Security settings body: every field optional; what is absent is left as it is.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserSettings {
     /// Revoke an API key automatically when an anomaly involves it.
-    pub anomaly_auto_revoke: bool,
+    pub anomaly_auto_revoke: Option<bool>,
+    /// Keys (API keys, JWT keys) older than this many days are due for rotation (1–3650).
+    pub rotation_policy_days: Option<i64>,
+    /// Keys past the rotation policy stop working.
+    pub rotation_policy_enforce: Option<bool>,
 }
 
 /// The settings as they now are.
@@ -71,6 +75,10 @@ pub struct UserSettingsOut {
     pub id: String,
     /// Revoke an API key automatically when an anomaly involves it.
     pub anomaly_auto_revoke: bool,
+    /// Rotation policy, days.
+    pub rotation_policy_days: i64,
+    /// Keys past the rotation policy stop working.
+    pub rotation_policy_enforce: bool,
 }
 
 /// Changes the account's security settings.
@@ -80,24 +88,55 @@ pub async fn patch_user(
     actor: Actor,
     ApiJson(body): ApiJson<UserSettings>,
 ) -> Result<Json<UserSettingsOut>, ApiError> {
+    if let Some(d) = body.rotation_policy_days {
+        if !(1..=3650).contains(&d) {
+            return Err(ApiError::invalid_request(
+                "rotation_policy_days: must be between 1 and 3650",
+            ));
+        }
+    }
+    if body.anomaly_auto_revoke.is_none()
+        && body.rotation_policy_days.is_none()
+        && body.rotation_policy_enforce.is_none()
+    {
+        return Err(ApiError::invalid_request(
+            "body: name at least one of anomaly_auto_revoke, rotation_policy_days, rotation_policy_enforce",
+        ));
+    }
     let now = s.now();
+    let mut changes = Vec::new();
+    if let Some(v) = body.anomaly_auto_revoke {
+        changes.push(format!("anomaly_auto_revoke = {v}"));
+    }
+    if let Some(v) = body.rotation_policy_days {
+        changes.push(format!("rotation_policy_days = {v}"));
+    }
+    if let Some(v) = body.rotation_policy_enforce {
+        changes.push(format!("rotation_policy_enforce = {v}"));
+    }
     let event = actor.event(
         now,
         dotgit_core::audit::types::ACCOUNT_SETTINGS_CHANGED,
         Some(&p.account_id),
         None,
         dotgit_core::audit::outcomes::SUCCESS,
-        Some(format!(
-            "anomaly_auto_revoke = {}{}",
-            body.anomaly_auto_revoke,
-            actor.by()
-        )),
+        Some(format!("{}{}", changes.join(", "), actor.by())),
     );
-    s.store
-        .set_anomaly_auto_revoke(&p.account_id, body.anomaly_auto_revoke, &event)
-        .await?;
-    Ok(Json(UserSettingsOut {
-        id: p.account_id.clone(),
+    let settings = dotgit_store::AccountSettings {
         anomaly_auto_revoke: body.anomaly_auto_revoke,
+        rotation_policy_days: body.rotation_policy_days,
+        rotation_policy_enforce: body.rotation_policy_enforce,
+    };
+    let a = s
+        .store
+        .update_account_settings(&p.account_id, &settings, now, &event)
+        .await?
+        .ok_or_else(|| ApiError::not_found("The account"))?;
+    s.invalidate_local();
+    Ok(Json(UserSettingsOut {
+        id: a.id,
+        anomaly_auto_revoke: a.anomaly_auto_revoke,
+        rotation_policy_days: a.rotation_policy_days,
+        rotation_policy_enforce: a.rotation_policy_enforce,
     }))
 }
