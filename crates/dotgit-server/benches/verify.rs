@@ -141,6 +141,13 @@ fn main() {
 
     let (mut raw, mut jwt, mut jwt_cached, mut key_cached, mut classify, mut scope) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut authn, mut limiter) = (vec![], vec![]);
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {}", api_key.expose()).parse().unwrap(),
+    );
+    let ip = actor.ip.unwrap();
     for round in 0..ROUNDS {
         raw.push(time(TOKENS, |i| {
             let (_, msg, sig) = &tokens[i];
@@ -172,6 +179,18 @@ fn main() {
             ));
             assert!(p.is_ok());
         }));
+        authn.push(time(20_000, |_| {
+            let p = rt.block_on(auth::authenticate(&state, black_box(&headers), &actor));
+            assert!(p.is_ok());
+        }));
+        limiter.push(time(200_000, |_| {
+            black_box(state.limiter.blocked(black_box(ip), T0));
+            black_box(
+                state
+                    .limiter
+                    .spend(black_box("key_0123456789abcdef"), u32::MAX, T0),
+            );
+        }));
         classify.push(time(200_000, |_| {
             black_box(dotgit_core::credential::classify(black_box(
                 api_key.expose(),
@@ -199,6 +218,9 @@ fn main() {
         median(jwt_cached)
     );
     println!("| API key, cached | {:.0} |", median(key_cached));
+    let (authn_m, limiter_m) = (median(authn), median(limiter));
+    println!("| authenticate(): header, limiter, cached API key, budget | {authn_m:.0} |");
+    println!("| limiter alone (source check + budget spend) | {limiter_m:.0} |");
     println!(
         "| classify + checksum of an API key | {:.0} |",
         median(classify)
@@ -208,5 +230,9 @@ fn main() {
     println!(
         "JWT path / raw RS256 verify: {:.3}x (median of per-round ratios; target <= 1.5x)",
         median(ratio)
+    );
+    println!(
+        "limiter share of authenticate(): {:.1}% (target: under 5% of a whole request, which costs more than authenticate())",
+        100.0 * limiter_m / authn_m
     );
 }
