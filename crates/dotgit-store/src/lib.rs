@@ -8,8 +8,10 @@
 //! `SQLITE_BUSY`. Queries use `$n` placeholders and portable types so the PostgreSQL backend
 //! can share them (docs/adr/0002).
 
+mod oauth;
 mod rows;
 
+pub use oauth::*;
 pub use rows::*;
 
 use sqlx::sqlite::{
@@ -43,7 +45,7 @@ impl From<sqlx::Error> for StoreError {
 /// Result alias.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-fn unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
@@ -54,7 +56,7 @@ pub struct Store {
     write: SqlitePool,
 }
 
-const ACCOUNT_COLS: &str =
+pub(crate) const ACCOUNT_COLS: &str =
     "id, username, password_hash, plan, is_operator, status, status_reason, created_at";
 const KEY_COLS: &str = "id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at, replaced_by, rotated_from";
 
@@ -88,7 +90,7 @@ impl Store {
         self.read.close().await;
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 
@@ -683,7 +685,7 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKeyRow) -> Res
     }
 }
 
-async fn invalidate(
+pub(crate) async fn invalidate(
     tx: &mut Transaction<'static, Sqlite>,
     kind: &str,
     target: &str,

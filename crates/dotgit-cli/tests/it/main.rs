@@ -7,5 +7,6 @@ mod cli;
 mod errors;
 mod jwt;
 mod keys;
+mod oauth;
 mod platform;
 mod tls;
