@@ -1,6 +1,6 @@
-//! The `dotgit` command (SPEC §6): `serve`, `admin`, `keys`. Commands other than `serve` work on
-//! the data dir's database directly and record invalidations, so a running server applies the
-//! change within its poll interval (SPEC §4: within 1 s).
+//! The `dotgit` command (SPEC §6): `serve`, `admin`, `keys`, `jwt-keys`, `oauth-apps`. Commands
+//! other than `serve` work on the data dir's database directly and record invalidations, so a
+//! running server applies the change within its poll interval (SPEC §4: within 1 s).
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -50,6 +50,31 @@ enum Cmd {
     /// JWT Configuration: customer public keys for RS256 JWTs.
     #[command(subcommand, name = "jwt-keys")]
     JwtKeys(JwtKeysCmd),
+    /// OAuth apps: register third-party applications.
+    #[command(subcommand, name = "oauth-apps")]
+    OauthApps(OauthAppsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum OauthAppsCmd {
+    /// Register an OAuth app; prints it as JSON, with the client secret (confidential apps, once).
+    Create {
+        /// Owner's username.
+        #[arg(long)]
+        account: String,
+        /// Name shown to users on the consent page.
+        #[arg(long)]
+        name: String,
+        /// A redirect URI (repeatable; https://, or http:// on a loopback host), matched exactly.
+        #[arg(long = "redirect-uri", required = true, num_args = 1..)]
+        redirect_uris: Vec<String>,
+        /// A scope the app may be granted (repeatable).
+        #[arg(long = "scope", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        /// A public client (no secret; PKCE only), e.g. a native or single-page app.
+        #[arg(long)]
+        public: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -219,6 +244,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Keys(k) => keys(&cli.common, k).await,
         Cmd::JwtKeys(k) => jwt_keys(&cli.common, k).await,
         Cmd::Audit(a) => audit(&cli.common, a).await,
+        Cmd::OauthApps(c) => oauth_apps(&cli.common, c).await,
     }
 }
 
@@ -498,6 +524,47 @@ async fn audit(common: &Common, cmd: AuditCmd) -> Result<()> {
                 );
             }
         },
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn oauth_apps(common: &Common, cmd: OauthAppsCmd) -> Result<()> {
+    let config = load_config(common, &[])?;
+    let store = dotgit_server::open_store(&config.data_dir).await?;
+    let now = SystemClock.now();
+    match cmd {
+        OauthAppsCmd::Create {
+            account,
+            name,
+            redirect_uris,
+            scopes,
+            public,
+        } => {
+            let acct = store
+                .account_by_username(&account)
+                .await?
+                .with_context(|| format!("no account named `{account}`"))?;
+            let scopes = ops::parse_scopes("--scope", &scopes).map_err(cli_err)?;
+            let (row, secret) = dotgit_server::oauth::apps::register_app(
+                &store,
+                now,
+                &acct.id,
+                &name,
+                &redirect_uris,
+                &scopes,
+                !public,
+            )
+            .await
+            .map_err(|e| {
+                // the API names the field `redirect_uris[i]`; say which flag that is
+                let mut e = e;
+                e.message = e.message.replace("redirect_uris", "--redirect-uri");
+                cli_err(e)
+            })?;
+            let out = dotgit_server::oauth::apps::app_out(&row, secret.as_ref());
+            println!("{}", serde_json::to_string(&out)?);
+        }
     }
     store.close().await;
     Ok(())

@@ -294,6 +294,8 @@ async fn verify_opaque(
             let generation = state.cache.generation();
             let found = match kind {
                 CredentialKind::ApiKey => load_api_key(state, hash).await?,
+                CredentialKind::OAuthAccess => load_access_token(state, hash).await?,
+                // a refresh token is only ever good at the token endpoint
                 _ => return Ok(Err(Failure::Unsupported.into())),
             };
             match found {
@@ -493,6 +495,41 @@ async fn load_api_key(
         created_at: key.created_at,
         ips: None,
         rotation_due_at: Some(rotation_due_at),
+    }))
+}
+
+/// An OAuth access token (`dgo_…`), verified exactly like an API key: by digest, through the
+/// same cache, with effective scopes = granted ∩ what the owner may do. A revoked token, or one
+/// whose grant (token family) was revoked, is refused.
+async fn load_access_token(
+    state: &AppState,
+    hash: &SecretHash,
+) -> Result<Result<CachedCredential, Refused>, ApiError> {
+    let Some((tok, grant, acct)) = state.store.oauth_token_by_hash(&hash.to_hex()).await? else {
+        return Ok(Err(Failure::Unknown.into()));
+    };
+    if tok.kind != "access" {
+        return Ok(Err(Failure::Unknown.into()));
+    }
+    if tok.revoked_at.is_some() || grant.revoked_at.is_some() {
+        return Ok(Err(Refused::of(Failure::Revoked, &acct.id, &tok.id)));
+    }
+    let plan = Plan::parse(&acct.plan).unwrap_or(Plan::Free);
+    let granted = ScopeSet::parse_space_separated(&tok.scope).unwrap_or_default();
+    Ok(Ok(CachedCredential {
+        kind: CredentialKind::OAuthAccess,
+        credential_id: tok.id,
+        account_id: acct.id,
+        username: acct.username,
+        plan,
+        operator: acct.is_operator,
+        status: AccountStatus::parse(&acct.status),
+        scopes: granted.intersect(&owner_may(plan)),
+        expires_at: Some(tok.expires_at),
+        valid_until: Some(tok.expires_at),
+        created_at: tok.created_at,
+        ips: None,
+        rotation_due_at: None,
     }))
 }
 

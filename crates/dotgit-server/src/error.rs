@@ -39,6 +39,9 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// Internal detail, logged once, never sent.
     pub cause: Option<String>,
+    /// An OAuth endpoint's error (RFC 6749 §5.2): the body also carries `error_description`
+    /// (the same sentence as `message`) for off-the-shelf OAuth clients.
+    pub oauth: bool,
 }
 
 impl ApiError {
@@ -51,6 +54,7 @@ impl ApiError {
             challenge: None,
             retry_after: None,
             cause: None,
+            oauth: false,
         }
     }
 
@@ -156,6 +160,38 @@ impl ApiError {
         e
     }
 
+    // ---- OAuth 2.0 (RFC 6749 §5.2, RFC 7009, RFC 7662) -----------------------------------
+
+    /// Marks the error as an OAuth endpoint's: the body gains `error_description`.
+    pub fn oauth(mut self) -> Self {
+        self.oauth = true;
+        self
+    }
+
+    /// 401 `invalid_client`: client authentication failed (unknown client, no or wrong
+    /// secret, unsupported method). Always with the `Basic` challenge (RFC 6749 §5.2).
+    pub fn invalid_client(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", message).oauth();
+        e.challenge = Some(r#"Basic realm="dotgit""#.to_owned());
+        e
+    }
+
+    /// 400 `invalid_grant`: the code or refresh token is invalid, expired, revoked, used,
+    /// issued to another client, or its redirect URI or PKCE verifier does not match.
+    pub fn invalid_grant(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", message).oauth()
+    }
+
+    /// 400 `unauthorized_client`: this client may not use this grant.
+    pub fn unauthorized_client(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", message).oauth()
+    }
+
+    /// 400 `unsupported_grant_type`.
+    pub fn unsupported_grant_type(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", message).oauth()
+    }
+
     /// Attaches an internal cause (logged, never sent).
     pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
         self.cause = Some(cause.into());
@@ -179,6 +215,8 @@ struct Body<'a> {
     error: &'a str,
     message: &'a str,
     request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'a str>,
 }
 
 /// Renders an error body (used by `ApiError` and by the plain-HTTP listener).
@@ -192,6 +230,7 @@ pub fn json_error_response(
         error: code,
         message,
         request_id,
+        error_description: None,
     })
     .unwrap_or_default();
     let mut resp = (status, body).into_response();
@@ -199,6 +238,31 @@ pub fn json_error_response(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
+    resp
+}
+
+/// An OAuth endpoint's error body: the SPEC §3 shape plus `error_description`, and
+/// `Pragma: no-cache` (RFC 6749 §5.1).
+fn oauth_error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Response {
+    let body = serde_json::to_vec(&Body {
+        error: code,
+        message,
+        request_id,
+        error_description: Some(message),
+    })
+    .unwrap_or_default();
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
 }
 
@@ -212,7 +276,11 @@ impl IntoResponse for ApiError {
                 tracing::debug!(request_id = %request_id, code = self.code, cause = %cause, "request refused");
             }
         }
-        let mut resp = json_error_response(self.status, self.code, &self.message, &request_id);
+        let mut resp = if self.oauth {
+            oauth_error_response(self.status, self.code, &self.message, &request_id)
+        } else {
+            json_error_response(self.status, self.code, &self.message, &request_id)
+        };
         if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
         }

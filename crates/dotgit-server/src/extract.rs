@@ -1,5 +1,6 @@
 //! Request extractors whose rejections speak the SPEC §3 error shape: JSON bodies (strict:
-//! unknown fields refused, the failing field named), path parameters, and the caller.
+//! unknown fields refused, the failing field named), strict forms (duplicates refused, RFC 6749
+//! §3.1), path parameters, and the caller.
 
 use crate::error::ApiError;
 use axum::body::Bytes;
@@ -175,5 +176,130 @@ impl FromRequestParts<crate::state::AppState> for crate::audit::Actor {
         state: &crate::state::AppState,
     ) -> Result<Self, Self::Rejection> {
         Ok(actor_of(state, &parts.headers, &parts.extensions))
+    }
+}
+
+// ---- forms (`application/x-www-form-urlencoded`): OAuth endpoints and HTML pages ----------
+
+/// Parsed form or query parameters. Following RFC 6749 §3.1/§3.2, a parameter sent without a
+/// value counts as omitted, and a parameter sent more than once is recorded as a duplicate
+/// (which every OAuth endpoint refuses with `invalid_request`).
+#[derive(Default)]
+pub struct FormParams {
+    pairs: Vec<(String, String)>,
+    duplicates: Vec<String>,
+}
+
+impl std::fmt::Debug for FormParams {
+    // values may be passwords, secrets or tokens: only the names are shown
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FormParams")
+            .field(
+                "names",
+                &self
+                    .pairs
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("duplicates", &self.duplicates)
+            .finish()
+    }
+}
+
+impl FormParams {
+    /// Parses `a=1&b=2` (form-urlencoded, `+` is a space).
+    pub fn parse(bytes: &[u8]) -> Self {
+        let mut out = FormParams::default();
+        for (k, v) in form_urlencoded::parse(bytes) {
+            if v.is_empty() {
+                continue;
+            }
+            if out.pairs.iter().any(|(name, _)| *name == k) {
+                if !out.duplicates.iter().any(|d| *d == k) {
+                    out.duplicates.push(k.into_owned());
+                }
+                continue;
+            }
+            out.pairs.push((k.into_owned(), v.into_owned()));
+        }
+        out
+    }
+
+    /// The value of `name`, if given (the first one, if it was duplicated).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `name` was given more than once.
+    pub fn is_duplicated(&self, name: &str) -> bool {
+        self.duplicates.iter().any(|d| d == name)
+    }
+
+    /// The names given more than once.
+    pub fn duplicates(&self) -> &[String] {
+        &self.duplicates
+    }
+
+    /// `invalid_request` naming the first duplicated parameter.
+    pub fn reject_duplicates(&self) -> Result<(), ApiError> {
+        match self.duplicates.first() {
+            Some(d) => Err(ApiError::invalid_request(format!(
+                "{d}: given more than once (RFC 6749 §3.1)"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn read_form<S: Send + Sync>(req: Request, state: &S) -> Result<FormParams, ApiError> {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+        .unwrap_or(false);
+    if !is_form {
+        return Err(ApiError::invalid_request(
+            "Content-Type: must be application/x-www-form-urlencoded",
+        ));
+    }
+    let (bytes, _) = body_bytes(req, state).await?;
+    Ok(FormParams::parse(&bytes))
+}
+
+/// A strict form body for OAuth endpoints: wrong content type or a duplicated parameter is
+/// 400 `invalid_request` (with `error_description`).
+#[derive(Debug)]
+pub struct ApiForm(pub FormParams);
+
+impl<S: Send + Sync> FromRequest<S> for ApiForm {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let form = read_form(req, state).await.map_err(ApiError::oauth)?;
+        form.reject_duplicates().map_err(ApiError::oauth)?;
+        Ok(ApiForm(form))
+    }
+}
+
+/// A form body for HTML pages: never rejects, so the handler can answer with a page.
+#[derive(Debug)]
+pub struct FormBody(pub Result<FormParams, ApiError>);
+
+impl<S: Send + Sync> FromRequest<S> for FormBody {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(FormBody(read_form(req, state).await))
     }
 }

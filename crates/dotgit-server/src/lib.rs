@@ -1,5 +1,6 @@
 //! dotgit-server: the HTTPS server of dotgit — axum over rustls (aws-lc-rs), the `/v1` platform
-//! API, the uniform error contract, and startup. [`start`] wires everything for `dotgit serve`
+//! API, the uniform error contract, the OAuth 2.0 authorization server with its browser sign-in
+//! (`oauth`, `web`), and startup. [`start`] wires everything for `dotgit serve`
 //! and for the test kit.
 
 pub mod api;
@@ -11,11 +12,13 @@ pub mod error;
 pub mod extract;
 pub mod limiter;
 pub mod net;
+pub mod oauth;
 pub mod ops;
 pub mod router;
 pub mod serve;
 pub mod state;
 pub mod tls;
+pub mod web;
 
 pub use config::Config;
 pub use state::AppState;

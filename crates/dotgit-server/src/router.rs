@@ -36,6 +36,10 @@ pub struct RouteDoc {
     pub status: u16,
     request: Option<SchemaFn>,
     response: Option<SchemaFn>,
+    /// Media type of the request body (default `application/json`).
+    pub request_media: &'static str,
+    /// Media type of the success body (default `application/json`).
+    pub response_media: &'static str,
 }
 
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
@@ -82,7 +86,18 @@ impl Table {
             status,
             request,
             response,
+            request_media: "application/json",
+            response_media: "application/json",
         });
+        self
+    }
+
+    /// Sets the media types of the route added last (forms, HTML pages).
+    fn media(mut self, request: &'static str, response: &'static str) -> Self {
+        if let Some(d) = self.docs.last_mut() {
+            d.request_media = request;
+            d.response_media = response;
+        }
         self
     }
 }
@@ -422,6 +437,194 @@ fn table(state: AppState) -> Table {
         Some(schema::<api::admin::RevokedAll>),
         api::admin::revoke_credentials,
     )
+    .pipe(oauth_routes)
+}
+
+impl Table {
+    fn pipe(self, f: fn(Table) -> Table) -> Table {
+        f(self)
+    }
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+const HTML: &str = "text/html";
+
+/// The OAuth 2.0 authorization server, its app registration, and the browser sign-in it needs.
+fn oauth_routes(t: Table) -> Table {
+    use crate::{oauth, web};
+    use Access::*;
+    use Action::{Read, Write};
+    use Projects::All;
+    use Resource::Keys;
+    t.add(
+        Method::GET,
+        "/.well-known/oauth-authorization-server",
+        Public,
+        "OAuth 2.0 authorization server metadata (RFC 8414)",
+        200,
+        None,
+        Some(schema::<oauth::metadata::Metadata>),
+        oauth::metadata::metadata,
+    )
+    .add(
+        Method::GET,
+        "/oauth/authorize",
+        Public,
+        "Authorization endpoint (RFC 6749 §4.1.1, PKCE S256 required): the consent page, after sign-in",
+        200,
+        None,
+        None,
+        oauth::authorize::authorize_page,
+    )
+    .media(FORM, HTML)
+    .add(
+        Method::POST,
+        "/oauth/authorize",
+        Public,
+        "The consent form (CSRF-protected): redirects to the client with code, state and iss",
+        303,
+        None,
+        None,
+        oauth::authorize::decide,
+    )
+    .media(FORM, HTML)
+    .add(
+        Method::POST,
+        "/oauth/token",
+        Public,
+        "Token endpoint: authorization_code (with PKCE) and refresh_token (rotating) grants",
+        200,
+        Some(schema::<oauth::token::TokenRequest>),
+        Some(schema::<oauth::token::TokenResponse>),
+        oauth::token::token,
+    )
+    .media(FORM, "application/json")
+    .add(
+        Method::POST,
+        "/oauth/revoke",
+        Public,
+        "Token revocation (RFC 7009): a refresh token takes its whole grant with it",
+        200,
+        Some(schema::<oauth::token::TokenQuery>),
+        None,
+        oauth::token::revoke,
+    )
+    .media(FORM, "application/json")
+    .add(
+        Method::POST,
+        "/oauth/introspect",
+        Public,
+        "Token introspection (RFC 7662), confidential clients, their own tokens only",
+        200,
+        Some(schema::<oauth::token::TokenQuery>),
+        Some(schema::<oauth::token::IntrospectResponse>),
+        oauth::token::introspect,
+    )
+    .media(FORM, "application/json")
+    .add(
+        Method::GET,
+        "/v1/oauth/apps",
+        Scoped(Keys, Read, All),
+        "List the OAuth apps the account registered",
+        200,
+        None,
+        Some(schema::<Vec<oauth::apps::AppOut>>),
+        oauth::apps::list,
+    )
+    .add(
+        Method::POST,
+        "/v1/oauth/apps",
+        Scoped(Keys, Write, All),
+        "Register an OAuth app (a confidential app's secret is shown once)",
+        201,
+        Some(schema::<oauth::apps::CreateApp>),
+        Some(schema::<oauth::apps::AppOut>),
+        oauth::apps::create,
+    )
+    .add(
+        Method::GET,
+        "/v1/oauth/apps/{client_id}",
+        Scoped(Keys, Read, All),
+        "Get an OAuth app",
+        200,
+        None,
+        Some(schema::<oauth::apps::AppOut>),
+        oauth::apps::get,
+    )
+    .add(
+        Method::DELETE,
+        "/v1/oauth/apps/{client_id}",
+        Scoped(Keys, Write, All),
+        "Delete an OAuth app; every token issued to it stops working at once",
+        204,
+        None,
+        None,
+        oauth::apps::delete,
+    )
+    .add(
+        Method::GET,
+        "/v1/oauth/authorizations",
+        Scoped(Keys, Read, All),
+        "The apps the account has authorized",
+        200,
+        None,
+        Some(schema::<Vec<oauth::authorizations::AuthorizationOut>>),
+        oauth::authorizations::list,
+    )
+    .add(
+        Method::DELETE,
+        "/v1/oauth/authorizations/{id}",
+        Scoped(Keys, Write, All),
+        "Revoke an authorization; the app's tokens stop working at once",
+        204,
+        None,
+        None,
+        oauth::authorizations::revoke,
+    )
+    .add(
+        Method::GET,
+        "/login",
+        Public,
+        "Sign-in page (HTML); sets the login form's CSRF cookie",
+        200,
+        None,
+        None,
+        web::login::login_form,
+    )
+    .media(FORM, HTML)
+    .add(
+        Method::POST,
+        "/login",
+        Public,
+        "Sign in (form username, password, csrf_token, return_to): session cookie, 303 to return_to",
+        303,
+        None,
+        None,
+        web::login::login,
+    )
+    .media(FORM, HTML)
+    .add(
+        Method::POST,
+        "/logout",
+        Public,
+        "Sign out (form csrf_token)",
+        303,
+        None,
+        None,
+        web::login::logout,
+    )
+    .media(FORM, HTML)
+    .add(
+        Method::GET,
+        "/static/dotgit.css",
+        Public,
+        "The stylesheet of the HTML pages",
+        200,
+        None,
+        None,
+        web::stylesheet,
+    )
+    .media(FORM, "text/css")
 }
 
 /// The documented routes (for tests and tooling).
@@ -658,13 +861,16 @@ pub fn openapi_document(docs: &[RouteDoc], public_url: &str) -> Value {
         if let Some(req) = d.request {
             op.insert(
                 "requestBody".into(),
-                json!({"required": true, "content": {"application/json": {"schema": req(&mut generator)}}}),
+                json!({"required": true, "content": {d.request_media: {"schema": req(&mut generator)}}}),
             );
         }
         let mut responses = Map::new();
         let ok = match d.response {
             Some(r) => {
-                json!({"description": "Success", "content": {"application/json": {"schema": r(&mut generator)}}})
+                json!({"description": "Success", "content": {d.response_media: {"schema": r(&mut generator)}}})
+            }
+            None if d.response_media != "application/json" => {
+                json!({"description": "Success", "content": {d.response_media: {}}})
             }
             None => json!({"description": "Success"}),
         };

@@ -9,9 +9,11 @@
 //! can share them (docs/adr/0002).
 
 mod audit;
+mod oauth;
 mod rows;
 
 pub use audit::{AuditFilter, ChainBreak, StoredEvent};
+pub use oauth::*;
 pub use rows::*;
 
 use dotgit_core::audit::AuditEvent;
@@ -47,7 +49,7 @@ impl From<sqlx::Error> for StoreError {
 /// Result alias.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-fn unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
@@ -58,7 +60,7 @@ pub struct Store {
     write: SqlitePool,
 }
 
-const ACCOUNT_COLS: &str =
+pub(crate) const ACCOUNT_COLS: &str =
     "id, username, password_hash, plan, is_operator, status, status_reason, created_at, anomaly_auto_revoke, rotation_policy_days, rotation_policy_enforce";
 const KEY_COLS: &str = "id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at, replaced_by, rotated_from";
 
@@ -831,7 +833,7 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKeyRow) -> Res
     }
 }
 
-async fn invalidate(
+pub(crate) async fn invalidate(
     tx: &mut Transaction<'static, Sqlite>,
     kind: &str,
     target: &str,

@@ -9,5 +9,6 @@ mod cli;
 mod errors;
 mod jwt;
 mod keys;
+mod oauth;
 mod platform;
 mod tls;

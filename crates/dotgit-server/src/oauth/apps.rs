@@ -1,0 +1,308 @@
+//! `/v1/oauth/apps`: OAuth app registration (SPEC §6 "OAuth app"), shared with the
+//! `dotgit oauth-apps create` command.
+//!
+//! What must hold: redirect URIs are validated here, once, so the authorization endpoint can
+//! match them byte for byte: absolute `https://` URIs, or `http://` only on a loopback host
+//! (127.0.0.1, [::1], localhost); no fragment, no wildcard, no userinfo; 1 to 10 of them. A
+//! confidential app's secret is shown once, in the creation answer, and stored only as its
+//! SHA-256 digest. Deleting an app kills every token issued to it at once.
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::ops;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use dotgit_core::clock::rfc3339;
+use dotgit_core::credential::random_base62;
+use dotgit_core::{ScopeSet, Secret};
+use dotgit_store::{OAuthAppRow, Store};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Most redirect URIs an app may register.
+pub const MAX_REDIRECT_URIS: usize = 10;
+/// Longest redirect URI accepted.
+pub const MAX_REDIRECT_URI_LEN: usize = 2000;
+
+/// An OAuth app as returned by the API.
+#[derive(Serialize, JsonSchema)]
+pub struct AppOut {
+    /// Public client identifier.
+    pub client_id: String,
+    /// Name shown on the consent page.
+    pub name: String,
+    /// Registered redirect URIs, matched exactly.
+    pub redirect_uris: Vec<String>,
+    /// Confidential (authenticates with a secret) or public (PKCE only).
+    pub confidential: bool,
+    /// Scopes the app may be granted.
+    pub allowed_scopes: Vec<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// The client secret of a confidential app, in the creation answer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for AppOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppOut")
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Create body.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    /// 1–100 characters, shown to users on the consent page.
+    pub name: String,
+    /// 1–10 absolute `https://` URIs (or `http://` on 127.0.0.1, [::1] or localhost); no
+    /// fragment, wildcard or userinfo.
+    pub redirect_uris: Vec<String>,
+    /// Scopes the app may ever be granted; within the calling credential's scopes.
+    pub allowed_scopes: Vec<String>,
+    /// `true` (default): the app gets a secret; `false`: a public client (PKCE only).
+    pub confidential: Option<bool>,
+}
+
+/// Shapes a stored app for output.
+pub fn app_out(a: &OAuthAppRow, secret: Option<&Secret>) -> AppOut {
+    AppOut {
+        client_id: a.client_id.clone(),
+        name: a.name.clone(),
+        redirect_uris: a
+            .redirect_uri_list()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        confidential: a.confidential,
+        allowed_scopes: ScopeSet::parse_space_separated(&a.allowed_scopes)
+            .unwrap_or_default()
+            .to_strings(),
+        created_at: rfc3339(a.created_at),
+        client_secret: secret.map(|s| s.expose().to_owned()),
+    }
+}
+
+/// Checks one redirect URI for registration; the message names `field` (`redirect_uris[i]`).
+pub fn validate_redirect_uri(field: &str, raw: &str) -> Result<(), ApiError> {
+    let bad = |why: &str| ApiError::invalid_request(format!("{field}: {why}"));
+    if raw.is_empty() || raw.len() > MAX_REDIRECT_URI_LEN {
+        return Err(bad(&format!(
+            "must be 1 to {MAX_REDIRECT_URI_LEN} characters"
+        )));
+    }
+    if raw
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || !c.is_ascii())
+    {
+        return Err(bad(
+            "must not contain white space, control or non-ASCII characters (percent-encode them)",
+        ));
+    }
+    if raw.contains('#') {
+        return Err(bad("must not contain a fragment (#)"));
+    }
+    if raw.contains('*') {
+        return Err(bad(
+            "must not contain a wildcard (*): URIs are matched exactly",
+        ));
+    }
+    let u = url::Url::parse(raw).map_err(|e| bad(&format!("not an absolute URI ({e})")))?;
+    if !u.username().is_empty() || u.password().is_some() || raw.contains('@') {
+        return Err(bad("must not contain userinfo (user@host)"));
+    }
+    let host = u.host_str().unwrap_or("");
+    if host.is_empty() {
+        return Err(bad("must name a host"));
+    }
+    match u.scheme() {
+        "https" => Ok(()),
+        "http" if matches!(host, "127.0.0.1" | "[::1]" | "localhost") => Ok(()),
+        "http" => Err(bad(
+            "http:// is only allowed on a loopback host (127.0.0.1, [::1], localhost); use https://",
+        )),
+        other => Err(bad(&format!(
+            "scheme `{other}` is not allowed: use https:// (or http:// on a loopback host)"
+        ))),
+    }
+}
+
+/// Validates a registration's redirect URIs (1–10, each valid, no duplicates).
+pub fn validate_redirect_uris(uris: &[String]) -> Result<(), ApiError> {
+    if uris.is_empty() {
+        return Err(ApiError::invalid_request(
+            "redirect_uris: at least one redirect URI is required",
+        ));
+    }
+    if uris.len() > MAX_REDIRECT_URIS {
+        return Err(ApiError::invalid_request(format!(
+            "redirect_uris: at most {MAX_REDIRECT_URIS}"
+        )));
+    }
+    for (i, u) in uris.iter().enumerate() {
+        validate_redirect_uri(&format!("redirect_uris[{i}]"), u)?;
+        if uris[..i].contains(u) {
+            return Err(ApiError::invalid_request(format!(
+                "redirect_uris[{i}]: listed twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A new client secret: `dgs_` and 40 base62 characters from the CSPRNG.
+fn new_client_secret() -> Result<Secret, ApiError> {
+    let r =
+        random_base62(&ops::entropy()?, 40).ok_or_else(|| ApiError::internal("CSPRNG short"))?;
+    Ok(Secret::new(format!("dgs_{r}")))
+}
+
+/// Registers an app for `account_id` (class B). Returns the app and, for a confidential app,
+/// its secret (to show once).
+pub async fn register_app(
+    store: &Store,
+    now: i64,
+    account_id: &str,
+    name: &str,
+    redirect_uris: &[String],
+    allowed_scopes: &ScopeSet,
+    confidential: bool,
+) -> Result<(OAuthAppRow, Option<Secret>), ApiError> {
+    ops::check_name("name", name)?;
+    validate_redirect_uris(redirect_uris)?;
+    let secret = if confidential {
+        Some(new_client_secret()?)
+    } else {
+        None
+    };
+    let row = OAuthAppRow {
+        client_id: ops::new_id("dgc")?,
+        account_id: account_id.to_owned(),
+        name: name.to_owned(),
+        redirect_uris: redirect_uris.join("\n"),
+        confidential,
+        secret_hash: secret.as_ref().map(|s| s.hash().to_hex()),
+        allowed_scopes: allowed_scopes.to_space_separated(),
+        created_at: now,
+    };
+    store.insert_oauth_app(&row).await?;
+    Ok((row, secret))
+}
+
+/// Lists the account's apps.
+pub async fn list(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<Vec<AppOut>>, ApiError> {
+    let rows = s.store.list_oauth_apps(&p.account_id).await?;
+    Ok(Json(rows.iter().map(|a| app_out(a, None)).collect()))
+}
+
+/// Registers an app: 201 with the secret (confidential apps), shown this once.
+pub async fn create(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    ApiJson(body): ApiJson<CreateApp>,
+) -> Result<(StatusCode, Json<AppOut>), ApiError> {
+    let scopes = ops::parse_scopes("allowed_scopes", &body.allowed_scopes)?;
+    if let Some(extra) = scopes
+        .iter()
+        .find(|wanted| !p.scopes.iter().any(|held| held.covers(wanted)))
+    {
+        return Err(ApiError::insufficient_scope(extra)
+            .with_cause("app allowed scopes broader than its creator"));
+    }
+    let (row, secret) = register_app(
+        &s.store,
+        s.now(),
+        &p.account_id,
+        &body.name,
+        &body.redirect_uris,
+        &scopes,
+        body.confidential.unwrap_or(true),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(app_out(&row, secret.as_ref()))))
+}
+
+/// One app of the account.
+pub async fn get(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    ApiPath(client_id): ApiPath<String>,
+) -> Result<Json<AppOut>, ApiError> {
+    let app = s
+        .store
+        .oauth_app(&client_id)
+        .await?
+        .filter(|a| a.account_id == p.account_id)
+        .ok_or_else(|| ApiError::not_found("The OAuth app"))?;
+    Ok(Json(app_out(&app, None)))
+}
+
+/// Deletes an app: 204; every code and token issued to it stops working at once.
+pub async fn delete(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    ApiPath(client_id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let done = s
+        .store
+        .delete_oauth_app(&p.account_id, &client_id, s.now())
+        .await?;
+    s.invalidate_local();
+    if done {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("The OAuth app"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uri_rules() {
+        for ok in [
+            "https://app.example/callback",
+            "https://app.example:8443/cb?x=1",
+            "http://127.0.0.1:8080/cb",
+            "http://[::1]:9000/cb",
+            "http://localhost/cb",
+        ] {
+            assert!(validate_redirect_uri("u", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://app.example/cb",
+            "https://app.example/cb#frag",
+            "https://*.app.example/cb",
+            "https://user:pw@app.example/cb",
+            "https://user@app.example/cb",
+            "/relative",
+            "app.example/cb",
+            "javascript:alert(1)",
+            "com.example.app:/cb",
+            "https://app.example/c b",
+            "",
+            "http://127.0.0.2.evil.example/cb",
+        ] {
+            let e = validate_redirect_uri("redirect_uris[3]", bad).unwrap_err();
+            assert!(
+                e.message.starts_with("redirect_uris[3]: "),
+                "{bad}: {}",
+                e.message
+            );
+        }
+    }
+}
