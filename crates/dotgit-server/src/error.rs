@@ -243,7 +243,12 @@ pub fn json_error_response(
 
 /// An OAuth endpoint's error body: the SPEC §3 shape plus `error_description`, and
 /// `Pragma: no-cache` (RFC 6749 §5.1).
-fn oauth_error_response(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
+fn oauth_error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Response {
     let body = serde_json::to_vec(&Body {
         error: code,
         message,

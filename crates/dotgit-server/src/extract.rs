@@ -160,7 +160,11 @@ impl std::fmt::Debug for FormParams {
         f.debug_struct("FormParams")
             .field(
                 "names",
-                &self.pairs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                &self
+                    .pairs
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
             )
             .field("duplicates", &self.duplicates)
             .finish()

@@ -265,7 +265,12 @@ impl Store {
     }
 
     /// Deletes an app of the account and, with it, every code, grant and token (class A).
-    pub async fn delete_oauth_app(&self, account_id: &str, client_id: &str, now: i64) -> Result<bool> {
+    pub async fn delete_oauth_app(
+        &self,
+        account_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query("DELETE FROM oauth_apps WHERE account_id = $1 AND client_id = $2")
             .bind(account_id)
@@ -436,7 +441,9 @@ impl Store {
         ) -> std::result::Result<IssuedTokens, R>,
     ) -> Result<Rotated<R>> {
         let mut tx = self.begin_write().await?;
-        let q = format!("SELECT {TOKEN_COLS} FROM oauth_tokens WHERE token_hash = $1 AND kind = 'refresh'");
+        let q = format!(
+            "SELECT {TOKEN_COLS} FROM oauth_tokens WHERE token_hash = $1 AND kind = 'refresh'"
+        );
         let Some(tok) = sqlx::query_as::<_, OAuthTokenRow>(&q)
             .bind(token_hash)
             .fetch_optional(&mut *tx)
@@ -536,15 +543,22 @@ impl Store {
             return Ok(TokenRevocation::NoEffect);
         }
         let out = if tok.kind == "refresh" {
-            revoke_family(&mut tx, &tok.grant_id, "refresh token revoked by the client", now)
-                .await?;
+            revoke_family(
+                &mut tx,
+                &tok.grant_id,
+                "refresh token revoked by the client",
+                now,
+            )
+            .await?;
             TokenRevocation::Family
         } else {
-            sqlx::query("UPDATE oauth_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(&tok.id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE oauth_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(&tok.id)
+            .execute(&mut *tx)
+            .await?;
             invalidate(&mut tx, "oauth_token", &tok.id, now).await?;
             TokenRevocation::AccessToken
         };
@@ -722,11 +736,13 @@ async fn revoke_family(
     .bind(grant_id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE oauth_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL")
-        .bind(now)
-        .bind(grant_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE oauth_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(grant_id)
+    .execute(&mut **tx)
+    .await?;
     invalidate(tx, "oauth_grant", grant_id, now).await
 }
 

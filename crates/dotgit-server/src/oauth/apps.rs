@@ -113,26 +113,33 @@ pub fn validate_redirect_uri(field: &str, raw: &str) -> Result<(), ApiError> {
         return Err(bad("must not contain a fragment (#)"));
     }
     if raw.contains('*') {
-        return Err(bad("must not contain a wildcard (*): URIs are matched exactly"));
+        return Err(bad(
+            "must not contain a wildcard (*): URIs are matched exactly",
+        ));
     }
     let u = url::Url::parse(raw).map_err(|e| bad(&format!("not an absolute URI ({e})")))?;
     if !u.username().is_empty() || u.password().is_some() || raw.contains('@') {
         return Err(bad("must not contain userinfo (user@host)"));
     }
     let host = u.host_str().unwrap_or("");
+    match u.scheme() {
+        "https" => {}
+        "http" if matches!(host, "127.0.0.1" | "[::1]" | "localhost") => {}
+        "http" => {
+            return Err(bad(
+                "http:// is only allowed on a loopback host (127.0.0.1, [::1], localhost); use https://",
+            ))
+        }
+        other => {
+            return Err(bad(&format!(
+                "scheme `{other}` is not allowed: use https:// (or http:// on a loopback host)"
+            )))
+        }
+    }
     if host.is_empty() {
         return Err(bad("must name a host"));
     }
-    match u.scheme() {
-        "https" => Ok(()),
-        "http" if matches!(host, "127.0.0.1" | "[::1]" | "localhost") => Ok(()),
-        "http" => Err(bad(
-            "http:// is only allowed on a loopback host (127.0.0.1, [::1], localhost); use https://",
-        )),
-        other => Err(bad(&format!(
-            "scheme `{other}` is not allowed: use https:// (or http:// on a loopback host)"
-        ))),
-    }
+    Ok(())
 }
 
 /// Validates a registration's redirect URIs (1–10, each valid, no duplicates).
@@ -160,7 +167,8 @@ pub fn validate_redirect_uris(uris: &[String]) -> Result<(), ApiError> {
 
 /// A new client secret: `dgs_` and 40 base62 characters from the CSPRNG.
 fn new_client_secret() -> Result<Secret, ApiError> {
-    let r = random_base62(&ops::entropy()?, 40).ok_or_else(|| ApiError::internal("CSPRNG short"))?;
+    let r =
+        random_base62(&ops::entropy()?, 40).ok_or_else(|| ApiError::internal("CSPRNG short"))?;
     Ok(Secret::new(format!("dgs_{r}")))
 }
 
@@ -295,7 +303,11 @@ mod tests {
             "http://127.0.0.2.evil.example/cb",
         ] {
             let e = validate_redirect_uri("redirect_uris[3]", bad).unwrap_err();
-            assert!(e.message.starts_with("redirect_uris[3]: "), "{bad}: {}", e.message);
+            assert!(
+                e.message.starts_with("redirect_uris[3]: "),
+                "{bad}: {}",
+                e.message
+            );
         }
     }
 }

@@ -96,23 +96,24 @@ async fn validate(s: &AppState, p: &FormParams) -> Result<AuthzRequest, Refusal>
     let Some(client_id) = p.get("client_id") else {
         return Err(page("The request has no client_id."));
     };
-    let app = match s.store.oauth_app(client_id).await {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            return Err(page(
+    let app =
+        match s.store.oauth_app(client_id).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return Err(page(
                 "The application that sent you here (its client_id) is not registered with dotgit.",
-            ))
-        }
-        Err(e) => {
-            let e: ApiError = e.into();
-            return Err(Refusal::Page(e.status, e.message));
-        }
-    };
+            )),
+            Err(e) => {
+                let e: ApiError = e.into();
+                return Err(Refusal::Page(e.status, e.message));
+            }
+        };
     if p.is_duplicated("redirect_uri") {
         return Err(page("The request names redirect_uri more than once."));
     }
     let Some(redirect_uri) = p.get("redirect_uri") else {
-        return Err(page("The request has no redirect_uri; dotgit requires one."));
+        return Err(page(
+            "The request has no redirect_uri; dotgit requires one.",
+        ));
     };
     if !app.redirect_uri_list().contains(&redirect_uri) {
         return Err(page(
@@ -225,7 +226,9 @@ async fn validate(s: &AppState, p: &FormParams) -> Result<AuthzRequest, Refusal>
 
 fn refusal_response(s: &AppState, r: Refusal, status: StatusCode) -> Response {
     match r {
-        Refusal::Page(code, msg) => web::message(code, "This authorization request is invalid", &msg),
+        Refusal::Page(code, msg) => {
+            web::message(code, "This authorization request is invalid", &msg)
+        }
         Refusal::Redirect(e) => e.response(&s.public_url, status),
     }
 }
@@ -477,8 +480,7 @@ async fn issue_code(
             &new_id,
             |previous| {
                 let mut all: Vec<Scope> = granted.iter().cloned().collect();
-                if let Some(prev) = previous.and_then(|p| ScopeSet::parse_space_separated(p).ok())
-                {
+                if let Some(prev) = previous.and_then(|p| ScopeSet::parse_space_separated(p).ok()) {
                     all.extend(prev.iter().cloned());
                 }
                 let merged = ScopeSet::from_scopes(all.clone());

@@ -40,16 +40,14 @@ pub fn s256(verifier: &str) -> String {
 /// Whether `s` is a valid code verifier (RFC 7636 §4.1): 43–128 unreserved characters.
 pub fn valid_verifier(s: &str) -> bool {
     (43..=128).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// Whether `s` looks like an S256 challenge: 43 base64url characters (32 bytes).
 pub fn valid_s256_challenge(s: &str) -> bool {
     s.len() == 43
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 

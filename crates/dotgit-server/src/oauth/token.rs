@@ -18,8 +18,7 @@
 //!   client's token is never revoked and introspects as exactly `{"active": false}`.
 
 use super::{
-    authenticate_client, s256, valid_verifier, Client, ACCESS_TOKEN_SECONDS,
-    REFRESH_TOKEN_SECONDS,
+    authenticate_client, s256, valid_verifier, Client, ACCESS_TOKEN_SECONDS, REFRESH_TOKEN_SECONDS,
 };
 use crate::auth::owner_may;
 use crate::error::ApiError;
@@ -205,7 +204,11 @@ fn token_response(t: &NewTokens, scope: &str) -> Response {
     resp
 }
 
-async fn code_grant(s: &AppState, client: &Client, form: &FormParams) -> Result<Response, ApiError> {
+async fn code_grant(
+    s: &AppState,
+    client: &Client,
+    form: &FormParams,
+) -> Result<Response, ApiError> {
     let code = form
         .get("code")
         .ok_or_else(|| ApiError::invalid_request("code: required"))?;
@@ -223,7 +226,9 @@ async fn code_grant(s: &AppState, client: &Client, form: &FormParams) -> Result<
         ));
     }
     if code.len() > 256 {
-        return Err(ApiError::invalid_grant("code: invalid, expired or already used"));
+        return Err(ApiError::invalid_grant(
+            "code: invalid, expired or already used",
+        ));
     }
     let now = s.now();
     let mut t = new_tokens(&client.app.client_id, now)?;

@@ -59,10 +59,7 @@ struct SignedInPage<'a> {
 
 /// `GET /login`: the sign-in form (with a fresh login CSRF cookie), or — already signed in —
 /// straight on to `return_to`, or a "signed in as" page with a sign-out button.
-pub async fn login_form(
-    MaybeSession(sess): MaybeSession,
-    RawQuery(query): RawQuery,
-) -> Response {
+pub async fn login_form(MaybeSession(sess): MaybeSession, RawQuery(query): RawQuery) -> Response {
     let sess = match sess {
         Ok(s) => s,
         Err(e) => return super::error_page(e),
@@ -153,10 +150,7 @@ pub async fn login(
         )
     };
     if username.is_empty() || password.is_empty() {
-        return failed(
-            StatusCode::BAD_REQUEST,
-            "Enter your username and password.",
-        );
+        return failed(StatusCode::BAD_REQUEST, "Enter your username and password.");
     }
     let account = match s.store.account_by_username(username).await {
         Ok(a) => a,

@@ -19,10 +19,21 @@ async fn a_replayed_code_fails_and_revokes_the_tokens_of_its_first_redemption() 
     // everything issued from that code is dead, at once
     let r = s.get("/v1/projects", &access).await;
     assert_eq!((r.status, r.code()), (401, "invalid_token"));
-    assert_oauth_error(&refresh(s, app, &refresh_token, None).await, 400, "invalid_grant");
-    assert_eq!(introspect(s, app, &access).await.body, json!({"active": false}));
+    assert_oauth_error(
+        &refresh(s, app, &refresh_token, None).await,
+        400,
+        "invalid_grant",
+    );
+    assert_eq!(
+        introspect(s, app, &access).await.body,
+        json!({"active": false})
+    );
     // a third try changes nothing and still fails
-    assert_oauth_error(&exchange(s, app, &code, &verifier).await, 400, "invalid_grant");
+    assert_oauth_error(
+        &exchange(s, app, &code, &verifier).await,
+        400,
+        "invalid_grant",
+    );
 }
 
 #[tokio::test]
@@ -35,7 +46,10 @@ async fn a_code_of_client_a_cannot_be_redeemed_by_client_b() {
     for b in [&app_b, &public_b] {
         let r = exchange(s, b, &code, &verifier).await;
         assert_oauth_error(&r, 400, "invalid_grant");
-        assert!(r.body["message"].as_str().unwrap().contains("not issued to this client"));
+        assert!(r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not issued to this client"));
     }
     // B's attempts did not burn A's code
     let r = exchange(s, app_a, &code, &verifier).await;
@@ -92,7 +106,10 @@ async fn the_redirect_uri_must_be_sent_again_and_match_exactly() {
         )
         .await;
         assert_oauth_error(&r, 400, "invalid_grant");
-        assert!(r.body["message"].as_str().unwrap().starts_with("redirect_uri"));
+        assert!(r.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("redirect_uri"));
     }
     assert_eq!(exchange(s, &app, &code, &verifier).await.status, 200);
 }
@@ -116,14 +133,23 @@ async fn pkce_is_required_and_plain_is_refused() {
     };
     for (extra, needle) in [
         (vec![], "code_challenge_method"),
-        (vec![("code_challenge", challenge.as_str())], "code_challenge_method"),
         (
-            vec![("code_challenge", verifier.as_str()), ("code_challenge_method", "plain")],
+            vec![("code_challenge", challenge.as_str())],
+            "code_challenge_method",
+        ),
+        (
+            vec![
+                ("code_challenge", verifier.as_str()),
+                ("code_challenge_method", "plain"),
+            ],
             "plain",
         ),
         (vec![("code_challenge_method", "S256")], "code_challenge"),
         (
-            vec![("code_challenge", "too-short"), ("code_challenge_method", "S256")],
+            vec![
+                ("code_challenge", "too-short"),
+                ("code_challenge_method", "S256"),
+            ],
             "code_challenge",
         ),
     ] {
@@ -153,13 +179,19 @@ async fn pkce_is_required_and_plain_is_refused() {
     )
     .await;
     assert_oauth_error(&r, 400, "invalid_request");
-    assert!(r.body["message"].as_str().unwrap().starts_with("code_verifier"));
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("code_verifier"));
     let (other_verifier, _) = pkce();
     let challenge = challenge_of(&verifier);
     for wrong in [other_verifier.as_str(), challenge.as_str()] {
         let r = exchange(s, app, &code, wrong).await;
         assert_oauth_error(&r, 400, "invalid_grant");
-        assert!(r.body["message"].as_str().unwrap().starts_with("code_verifier"));
+        assert!(r.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("code_verifier"));
     }
     let r = exchange(s, app, &code, "short").await;
     assert_oauth_error(&r, 400, "invalid_request");
@@ -209,7 +241,11 @@ async fn twenty_racing_redemptions_of_one_code_give_exactly_one_success() {
     // the losers were replays: the winner's tokens are revoked too (RFC 6749 §4.1.2)
     let (access, refresh_token) = tokens(ok[0]);
     assert_eq!(s.get("/v1/user", &access).await.status, 401);
-    assert_oauth_error(&refresh(s, app, &refresh_token, None).await, 400, "invalid_grant");
+    assert_oauth_error(
+        &refresh(s, app, &refresh_token, None).await,
+        400,
+        "invalid_grant",
+    );
 }
 
 #[tokio::test]
@@ -237,7 +273,11 @@ async fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
     let (code, verifier) = code_for(&w.browser, app, "repo:write keys:read").await;
     let (_, rt) = tokens(&exchange(s, app, &code, &verifier).await);
     // wider than the grant: refused, and the refresh token is not spent
-    for wide in ["repo:write keys:write", "team:read", "repo:write keys:read audit:read"] {
+    for wide in [
+        "repo:write keys:write",
+        "team:read",
+        "repo:write keys:read audit:read",
+    ] {
         let r = refresh(s, app, &rt, Some(wide)).await;
         assert_oauth_error(&r, 400, "invalid_scope");
     }
@@ -298,7 +338,10 @@ async fn introspection_answers_only_active_false_for_foreign_expired_revoked_or_
     assert_eq!(b["exp"], dotgit_testkit::T0 + 7200);
     assert_eq!(b["iss"], s.base);
     assert_eq!(b["aud"], s.base);
-    assert_eq!(introspect(s, app, &rt).await.body["token_type"], "refresh_token");
+    assert_eq!(
+        introspect(s, app, &rt).await.body["token_type"],
+        "refresh_token"
+    );
     // another client asking about it, bogus tokens, an API key
     let api_key = s.key(&w.bob, &["repo:read"]).await;
     for (who, t) in [
@@ -314,7 +357,10 @@ async fn introspection_answers_only_active_false_for_foreign_expired_revoked_or_
     }
     // expired
     s.clock.advance(7200);
-    assert_eq!(introspect(s, app, &access).await.body, json!({"active": false}));
+    assert_eq!(
+        introspect(s, app, &access).await.body,
+        json!({"active": false})
+    );
     // revoked
     let (a2, _) = tokens(&refresh(s, app, &rt, None).await);
     assert_eq!(introspect(s, app, &a2).await.body["active"], true);
@@ -544,14 +590,30 @@ async fn registration_refuses_bad_redirect_uris_naming_the_entry() {
     let a = s.account("alice").await;
     let key = s.key(&a, &["keys:write", "repo:read"]).await;
     for (uris, index, needle) in [
-        (vec!["https://ok.example/cb", "http://app.example/cb"], 1, "loopback"),
+        (
+            vec!["https://ok.example/cb", "http://app.example/cb"],
+            1,
+            "loopback",
+        ),
         (vec!["https://app.example/cb#x"], 0, "fragment"),
         (vec!["https://*.app.example/cb"], 0, "wildcard"),
-        (vec!["https://ok.example/cb", "https://ok.example/cb2", "https://u:p@app.example/cb"], 2, "userinfo"),
+        (
+            vec![
+                "https://ok.example/cb",
+                "https://ok.example/cb2",
+                "https://u:p@app.example/cb",
+            ],
+            2,
+            "userinfo",
+        ),
         (vec!["/relative/cb"], 0, "absolute"),
         (vec!["custom.scheme:/cb"], 0, "scheme"),
         (vec!["javascript:alert(1)"], 0, "scheme"),
-        (vec!["https://ok.example/cb", "https://ok.example/cb"], 1, "twice"),
+        (
+            vec!["https://ok.example/cb", "https://ok.example/cb"],
+            1,
+            "twice",
+        ),
     ] {
         let r = s
             .post(
@@ -576,7 +638,10 @@ async fn registration_refuses_bad_redirect_uris_naming_the_entry() {
         )
         .await;
     assert_eq!((r.status, r.code()), (400, "invalid_request"));
-    assert!(r.body["message"].as_str().unwrap().starts_with("redirect_uris"));
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("redirect_uris"));
     // allowed scopes within the creating credential's
     let r = s
         .post(
@@ -594,7 +659,10 @@ async fn registration_refuses_bad_redirect_uris_naming_the_entry() {
         )
         .await;
     assert_eq!((r.status, r.code()), (400, "invalid_scope"));
-    assert!(r.body["message"].as_str().unwrap().starts_with("allowed_scopes[0]"));
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("allowed_scopes[0]"));
     // nothing was stored; the secret of a good one is shown once and stored hashed
     assert_eq!(s.get("/v1/oauth/apps", &key).await.body, json!([]));
     let r = s
@@ -616,7 +684,14 @@ async fn registration_refuses_bad_redirect_uris_naming_the_entry() {
 async fn the_granted_scope_is_requested_and_allowed_and_nothing_else() {
     let w = world().await;
     let (s, b) = (&w.s, &w.browser);
-    let app = register(s, &w.alice_key, true, &[REDIRECT], &["repo:read", "keys:read"]).await;
+    let app = register(
+        s,
+        &w.alice_key,
+        true,
+        &[REDIRECT],
+        &["repo:read", "keys:read"],
+    )
+    .await;
     // asked for more than the app may have: narrowed to what it may
     let (code, verifier) = code_for(b, &app, "repo:write team:write keys:read").await;
     let r = exchange(s, &app, &code, &verifier).await;

@@ -17,7 +17,14 @@ async fn an_off_the_shelf_oauth2_client_completes_the_flow_and_calls_the_api() {
     let s = TestServer::start().await;
     let owner = s.account("owner").await;
     let owner_key = s.key(&owner, &["keys:write", "repo:write"]).await;
-    let app = register(&s, &owner_key, true, &[REDIRECT], &["repo:read", "keys:read"]).await;
+    let app = register(
+        &s,
+        &owner_key,
+        true,
+        &[REDIRECT],
+        &["repo:read", "keys:read"],
+    )
+    .await;
     let user = s.account("carol").await;
     let user_key = s.key(&user, &["repo:write"]).await;
     let r = s
@@ -119,7 +126,10 @@ async fn an_off_the_shelf_oauth2_client_completes_the_flow_and_calls_the_api() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["username"], "carol");
     assert_eq!(r.body["credential"]["kind"], "oauth_access_token");
-    assert_eq!(r.body["credential"]["scopes"], json!(["repo:read", "keys:read"]));
+    assert_eq!(
+        r.body["credential"]["scopes"],
+        json!(["repo:read", "keys:read"])
+    );
     assert_eq!(
         r.body["credential"]["expires_at"],
         dotgit_core::clock::rfc3339(dotgit_testkit::T0 + 7200)
@@ -135,7 +145,7 @@ async fn an_off_the_shelf_oauth2_client_completes_the_flow_and_calls_the_api() {
     assert!(r
         .header("www-authenticate")
         .unwrap()
-        .contains(r#"scope="repo:write:x""#));
+        .ends_with(r#"scope="repo:write""#));
 
     // introspection through the library
     let intro = client
@@ -309,7 +319,13 @@ async fn client_secret_post_works_and_both_methods_at_once_are_refused() {
     assert_oauth_error(&r, 400, "invalid_request");
     assert!(r.body["message"].as_str().unwrap().contains("exactly one"));
     // a wrong secret: 401 with the Basic challenge
-    let r = post_token(s, "/oauth/token", Some((&app.client_id, "dgs_wrong")), &base).await;
+    let r = post_token(
+        s,
+        "/oauth/token",
+        Some((&app.client_id, "dgs_wrong")),
+        &base,
+    )
+    .await;
     assert_oauth_error(&r, 401, "invalid_client");
     assert_eq!(
         r.header("www-authenticate").as_deref(),
@@ -351,7 +367,10 @@ async fn token_endpoint_speaks_rfc_6749_errors() {
         ),
         (vec![("code", "x")], 400, "invalid_request"),
         (
-            vec![("grant_type", "authorization_code"), ("grant_type", "refresh_token")],
+            vec![
+                ("grant_type", "authorization_code"),
+                ("grant_type", "refresh_token"),
+            ],
             400,
             "invalid_request",
         ),
@@ -361,7 +380,10 @@ async fn token_endpoint_speaks_rfc_6749_errors() {
             "invalid_request",
         ),
         (
-            vec![("grant_type", "refresh_token"), ("refresh_token", "dgr_nope")],
+            vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "dgr_nope"),
+            ],
             400,
             "invalid_grant",
         ),
@@ -502,8 +524,16 @@ async fn authorizations_can_be_listed_and_revoked_which_kills_tokens_at_once() {
         let r = s.get("/v1/user", t).await;
         assert_eq!((r.status, r.code()), (401, "invalid_token"));
     }
-    assert_oauth_error(&refresh(s, app, &refresh_token, None).await, 400, "invalid_grant");
-    assert_oauth_error(&exchange(s, app, &code3, &verifier3).await, 400, "invalid_grant");
+    assert_oauth_error(
+        &refresh(s, app, &refresh_token, None).await,
+        400,
+        "invalid_grant",
+    );
+    assert_oauth_error(
+        &exchange(s, app, &code3, &verifier3).await,
+        400,
+        "invalid_grant",
+    );
     let r = s.get("/v1/oauth/authorizations", &bob_key).await;
     assert_eq!(r.body, json!([]));
     let r = s
@@ -573,7 +603,11 @@ async fn deleting_an_app_kills_its_tokens_and_the_cli_registers_apps() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["client_id"].as_str().unwrap().starts_with("dgc_"));
     assert!(v["client_secret"].as_str().unwrap().starts_with("dgs_"));
@@ -605,7 +639,8 @@ async fn deleting_an_app_kills_its_tokens_and_the_cli_registers_apps() {
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--redirect-uri[0]: http:// is only allowed on a loopback host"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--redirect-uri[0]: http:// is only allowed on a loopback host"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -55,7 +55,13 @@ async fn login_sets_a_host_only_secure_session_cookie_and_pages_carry_security_h
         .iter()
         .find(|c| c.starts_with("__Host-dotgit_session="))
         .expect("session cookie");
-    for attr in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=43200"] {
+    for attr in [
+        "Path=/",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Max-Age=43200",
+    ] {
         assert!(session.contains(attr), "{attr} in {session}");
     }
     assert!(!session.contains("Domain"), "host-only: {session}");
@@ -172,7 +178,10 @@ async fn return_to_only_goes_to_same_origin_paths() {
         ("//evil.example/x", "/login"),
         ("/\\evil.example", "/login"),
         ("javascript:alert(1)", "/login"),
-        ("/oauth/authorize?client_id=x", "/oauth/authorize?client_id=x"),
+        (
+            "/oauth/authorize?client_id=x",
+            "/oauth/authorize?client_id=x",
+        ),
     ] {
         let b = Browser::new(&s);
         let r = b.login_to("alice", &a.password, Some(given)).await;
@@ -182,7 +191,9 @@ async fn return_to_only_goes_to_same_origin_paths() {
     // GET /login?return_to=… of a signed-in browser: the same rule
     let b = Browser::new(&s);
     b.login(&a).await;
-    let r = b.get("/login?return_to=https%3A%2F%2Fevil.example%2F").await;
+    let r = b
+        .get("/login?return_to=https%3A%2F%2Fevil.example%2F")
+        .await;
     assert_eq!(r.status, 200);
     assert!(r.header("location").is_none());
 }
@@ -212,7 +223,10 @@ async fn consent_post_without_a_valid_csrf_token_is_refused() {
     assert_html_security_headers(&r);
     // wrong
     let mut forged = without.clone();
-    forged.push(("csrf_token", "0000000000000000000000000000000000000000000000000000000000000000"));
+    forged.push((
+        "csrf_token",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ));
     assert_eq!(b.post_form("/oauth/authorize", &forged).await.status, 403);
     // the token of another user's session
     let eve = s.account("eve").await;
@@ -288,14 +302,20 @@ async fn logout_needs_its_csrf_token_and_ends_the_session() {
     assert_eq!(b.get(&path).await.status, 200, "still signed in");
     let page = b.get("/login").await;
     let r = b
-        .post_form("/logout", &[("csrf_token", &csrf_of(&page.text, "/logout"))])
+        .post_form(
+            "/logout",
+            &[("csrf_token", &csrf_of(&page.text, "/logout"))],
+        )
         .await;
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location").as_deref(), Some("/login"));
     // signed out: the authorization request goes to /login again
     let r = b.get(&path).await;
     assert_eq!(r.status, 302);
-    assert!(r.header("location").unwrap().starts_with("/login?return_to="));
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with("/login?return_to="));
 }
 
 #[tokio::test]
