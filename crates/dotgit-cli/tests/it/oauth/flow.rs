@@ -676,3 +676,37 @@ async fn deleting_an_app_kills_its_tokens_and_the_cli_registers_apps() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_revocation_made_by_another_process_reaches_a_running_server_within_a_second() {
+    let w = world().await;
+    let (s, app) = (&w.s, &w.app);
+    let (code, verifier) = code_for(&w.browser, app, "repo:read").await;
+    let (access, _) = tokens(&exchange(s, app, &code, &verifier).await);
+    assert_eq!(s.get("/v1/projects", &access).await.status, 200); // cached now
+    let bob_key = s.key(&w.bob, &["keys:read"]).await;
+    let id = s.get("/v1/oauth/authorizations", &bob_key).await.body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // another process (another node, or a tool) on the same database
+    let other = dotgit_server::open_store(&s.config.data_dir).await.unwrap();
+    assert!(other
+        .revoke_oauth_authorization(&w.bob.id, &id, dotgit_testkit::T0)
+        .await
+        .unwrap());
+    other.close().await;
+    let start = std::time::Instant::now();
+    loop {
+        let r = s.get("/v1/projects", &access).await;
+        if r.status == 401 {
+            assert_eq!(r.code(), "invalid_token");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "still accepted after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
