@@ -226,34 +226,23 @@ pub fn json_error_response(
     message: &str,
     request_id: &str,
 ) -> Response {
-    let body = serde_json::to_vec(&Body {
-        error: code,
-        message,
-        request_id,
-        error_description: None,
-    })
-    .unwrap_or_default();
-    let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
+    error_response(status, code, message, request_id, None)
 }
 
-/// An OAuth endpoint's error body: the SPEC §3 shape plus `error_description`, and
-/// `Pragma: no-cache` (RFC 6749 §5.1).
-fn oauth_error_response(
+/// The body of every error; OAuth endpoints add `error_description` (the same sentence as
+/// `message`) and `Pragma: no-cache` (RFC 6749 §5.1–5.2).
+fn error_response(
     status: StatusCode,
     code: &str,
     message: &str,
     request_id: &str,
+    error_description: Option<&str>,
 ) -> Response {
     let body = serde_json::to_vec(&Body {
         error: code,
         message,
         request_id,
-        error_description: Some(message),
+        error_description,
     })
     .unwrap_or_default();
     let mut resp = (status, body).into_response();
@@ -261,8 +250,10 @@ fn oauth_error_response(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
-    resp.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if error_description.is_some() {
+        resp.headers_mut()
+            .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
     resp
 }
 
@@ -276,11 +267,14 @@ impl IntoResponse for ApiError {
                 tracing::debug!(request_id = %request_id, code = self.code, cause = %cause, "request refused");
             }
         }
-        let mut resp = if self.oauth {
-            oauth_error_response(self.status, self.code, &self.message, &request_id)
-        } else {
-            json_error_response(self.status, self.code, &self.message, &request_id)
-        };
+        let description = self.oauth.then_some(self.message.as_str());
+        let mut resp = error_response(
+            self.status,
+            self.code,
+            &self.message,
+            &request_id,
+            description,
+        );
         if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
         }

@@ -1,7 +1,7 @@
 //! dotgit-server: the HTTPS server of dotgit — axum over rustls (aws-lc-rs), the `/v1` platform
 //! API, the uniform error contract, the OAuth 2.0 authorization server with its browser sign-in
-//! (`oauth`, `web`), and startup. [`start`] wires everything for `dotgit serve`
-//! and for the test kit.
+//! (`oauth`, `web`), and startup. [`start`] wires everything for `dotgit serve` and for the
+//! test kit.
 
 pub mod api;
 pub mod audit;

@@ -122,19 +122,24 @@ pub fn validate_redirect_uri(field: &str, raw: &str) -> Result<(), ApiError> {
         return Err(bad("must not contain userinfo (user@host)"));
     }
     let host = u.host_str().unwrap_or("");
+    match u.scheme() {
+        "https" => {}
+        "http" if matches!(host, "127.0.0.1" | "[::1]" | "localhost") => {}
+        "http" => {
+            return Err(bad(
+                "http:// is only allowed on a loopback host (127.0.0.1, [::1], localhost); use https://",
+            ))
+        }
+        other => {
+            return Err(bad(&format!(
+                "scheme `{other}` is not allowed: use https:// (or http:// on a loopback host)"
+            )))
+        }
+    }
     if host.is_empty() {
         return Err(bad("must name a host"));
     }
-    match u.scheme() {
-        "https" => Ok(()),
-        "http" if matches!(host, "127.0.0.1" | "[::1]" | "localhost") => Ok(()),
-        "http" => Err(bad(
-            "http:// is only allowed on a loopback host (127.0.0.1, [::1], localhost); use https://",
-        )),
-        other => Err(bad(&format!(
-            "scheme `{other}` is not allowed: use https:// (or http:// on a loopback host)"
-        ))),
-    }
+    Ok(())
 }
 
 /// Validates a registration's redirect URIs (1–10, each valid, no duplicates).
