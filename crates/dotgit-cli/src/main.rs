@@ -550,10 +550,13 @@ async fn oauth_apps(common: &Common, cmd: OauthAppsCmd) -> Result<()> {
                 &store,
                 now,
                 &acct.id,
-                &name,
-                &redirect_uris,
-                &scopes,
-                !public,
+                dotgit_server::oauth::apps::NewApp {
+                    name: &name,
+                    redirect_uris: &redirect_uris,
+                    allowed_scopes: &scopes,
+                    confidential: !public,
+                },
+                &Actor::cli(),
             )
             .await
             .map_err(|e| {

@@ -51,6 +51,42 @@ pub mod types {
     pub const ANOMALY_DORMANT_CREDENTIAL_ACTIVE: &str = "anomaly.dormant_credential_active";
     /// A rotated OAuth refresh token was presented again.
     pub const ANOMALY_REFRESH_TOKEN_REUSE: &str = "anomaly.refresh_token_reuse";
+    /// A user approved an OAuth app (an authorization code was issued).
+    pub const OAUTH_AUTHORIZED: &str = "oauth.authorized";
+    /// An authorization code was exchanged for tokens (a grant began).
+    pub const OAUTH_CODE_REDEEMED: &str = "oauth.code_redeemed";
+    /// An authorization code was presented a second time; its grant was revoked.
+    pub const OAUTH_CODE_REPLAYED: &str = "oauth.code_replayed";
+    /// A refresh token was rotated.
+    pub const OAUTH_TOKEN_REFRESHED: &str = "oauth.token_refreshed";
+    /// A rotated refresh token was presented again; its grant was revoked.
+    pub const OAUTH_REFRESH_REUSE_DETECTED: &str = "oauth.refresh_reuse_detected";
+    /// A client revoked a token (RFC 7009).
+    pub const OAUTH_TOKEN_REVOKED: &str = "oauth.token_revoked";
+    /// A user revoked an app's authorization.
+    pub const OAUTH_AUTHORIZATION_REVOKED: &str = "oauth.authorization_revoked";
+    /// An OAuth app was registered.
+    pub const OAUTH_APP_CREATED: &str = "oauth_app.created";
+    /// An OAuth app was deleted.
+    pub const OAUTH_APP_DELETED: &str = "oauth_app.deleted";
+    /// A password sign-in succeeded.
+    pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
+    /// A password sign-in failed.
+    pub const LOGIN_FAILED: &str = "login.failed";
+}
+
+/// The outcome an event of this type records.
+pub fn outcome_of(event_type: &str) -> &'static str {
+    if event_type.starts_with("anomaly.") {
+        outcomes::DETECTED
+    } else if event_type.ends_with("_replayed")
+        || event_type.ends_with("_reuse_detected")
+        || event_type.ends_with(".failed")
+    {
+        outcomes::FAILURE
+    } else {
+        outcomes::SUCCESS
+    }
 }
 
 /// Outcomes.

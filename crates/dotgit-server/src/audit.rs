@@ -87,6 +87,23 @@ impl Actor {
         }
     }
 
+    /// The event builder the OAuth store operations call inside their transactions.
+    pub fn oauth_audit(
+        &self,
+        now: i64,
+    ) -> impl Fn(&str, &str, &str, String) -> AuditEvent + Send + Sync + '_ {
+        move |t, account, credential, reason| {
+            self.event(
+                now,
+                t,
+                Some(account),
+                (!credential.is_empty()).then_some(credential),
+                dotgit_core::audit::outcome_of(t),
+                Some(reason),
+            )
+        }
+    }
+
     /// " by <credential>" for reasons, when a credential acted.
     pub fn by(&self) -> String {
         match &self.credential_id {
@@ -365,7 +382,7 @@ impl Detector {
                 }
                 self.last_seen.insert(cred, e.time);
             }
-            types::AUTH_FAILED => {
+            types::AUTH_FAILED | types::LOGIN_FAILED => {
                 let reason = e.reason.as_deref().unwrap_or("");
                 if e.credential_id.is_some()
                     && (reason.contains("revoked") || reason.contains("expired"))

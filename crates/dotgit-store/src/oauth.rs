@@ -7,6 +7,11 @@
 //! §4.14.2). Every revocation appends to `invalidations` in its transaction, so no verification
 //! cache serves a revoked token. The policy (client binding, PKCE, expiry, scope) is decided by
 //! the caller's `check` closure, run inside the transaction on the rows it read there.
+use dotgit_core::audit::{types, AuditEvent};
+
+/// Builds the audit event of an OAuth state change from (type, account id, credential id,
+/// reason); the event commits in the same transaction as the change (class A/B).
+pub type OAuthAudit<'a> = &'a (dyn Fn(&str, &str, &str, String) -> AuditEvent + Send + Sync);
 
 use crate::{invalidate, unique_violation, AccountRow, Result, Store, StoreError, ACCOUNT_COLS};
 use sqlx::{Sqlite, Transaction};
@@ -222,7 +227,8 @@ impl Store {
     // ---- apps --------------------------------------------------------------------------
 
     /// Registers an app (class B).
-    pub async fn insert_oauth_app(&self, a: &OAuthAppRow) -> Result<()> {
+    pub async fn insert_oauth_app(&self, a: &OAuthAppRow, event: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "INSERT INTO oauth_apps (client_id, account_id, name, redirect_uris, confidential, secret_hash, allowed_scopes, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -235,13 +241,16 @@ impl Store {
         .bind(&a.secret_hash)
         .bind(&a.allowed_scopes)
         .bind(a.created_at)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await;
         match r {
-            Ok(_) => Ok(()),
-            Err(e) if unique_violation(&e) => Err(StoreError::Conflict("client_id")),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if unique_violation(&e) => return Err(StoreError::Conflict("client_id")),
+            Err(e) => return Err(e.into()),
         }
+        crate::audit::append(&mut tx, std::slice::from_ref(event)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The apps an account registered, newest first.
@@ -270,6 +279,7 @@ impl Store {
         account_id: &str,
         client_id: &str,
         now: i64,
+        event: &AuditEvent,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query("DELETE FROM oauth_apps WHERE account_id = $1 AND client_id = $2")
@@ -280,6 +290,7 @@ impl Store {
             .rows_affected();
         if n == 1 {
             invalidate(&mut tx, "oauth_app", client_id, now).await?;
+            crate::audit::append(&mut tx, std::slice::from_ref(event)).await?;
         }
         tx.commit().await?;
         Ok(n == 1)
@@ -297,6 +308,7 @@ impl Store {
         new_authorization_id: &str,
         merge_scope: impl FnOnce(Option<&str>) -> String,
         now: i64,
+        ev: OAuthAudit<'_>,
     ) -> Result<String> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM oauth_codes WHERE expires_at < $1")
@@ -356,6 +368,13 @@ impl Store {
         .bind(code.expires_at)
         .execute(&mut *tx)
         .await?;
+        let e = ev(
+            types::OAUTH_AUTHORIZED,
+            &code.account_id,
+            &id,
+            format!("app {} asked for `{}`", code.client_id, code.scope),
+        );
+        crate::audit::append(&mut tx, &[e]).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -369,6 +388,7 @@ impl Store {
         code_hash: &str,
         now: i64,
         check: impl FnOnce(&OAuthCodeRow, &AccountRow) -> std::result::Result<IssuedTokens, R>,
+        ev: OAuthAudit<'_>,
     ) -> Result<Redeemed<R>> {
         let mut tx = self.begin_write().await?;
         let q = format!("SELECT {CODE_COLS} FROM oauth_codes WHERE code_hash = $1");
@@ -383,6 +403,16 @@ impl Store {
             if let Some(grant_id) = &code.grant_id {
                 revoke_family(&mut tx, grant_id, "authorization code replayed", now).await?;
             }
+            let e = ev(
+                types::OAUTH_CODE_REPLAYED,
+                &code.account_id,
+                code.grant_id.as_deref().unwrap_or(""),
+                format!(
+                    "app {}: authorization code redeemed twice; every token issued from it revoked",
+                    code.client_id
+                ),
+            );
+            crate::audit::append(&mut tx, &[e]).await?;
             tx.commit().await?;
             return Ok(Redeemed::Replayed);
         }
@@ -422,6 +452,13 @@ impl Store {
         .await?;
         insert_token(&mut tx, &issued.access).await?;
         insert_token(&mut tx, &issued.refresh).await?;
+        let e = ev(
+            types::OAUTH_CODE_REDEEMED,
+            &grant.account_id,
+            &grant.id,
+            format!("app {}, scope `{}`", grant.client_id, grant.scope),
+        );
+        crate::audit::append(&mut tx, &[e]).await?;
         tx.commit().await?;
         Ok(Redeemed::Issued)
     }
@@ -439,6 +476,7 @@ impl Store {
             &OAuthGrantRow,
             &AccountRow,
         ) -> std::result::Result<IssuedTokens, R>,
+        ev: OAuthAudit<'_>,
     ) -> Result<Rotated<R>> {
         let mut tx = self.begin_write().await?;
         let q = format!(
@@ -464,6 +502,25 @@ impl Store {
         }
         if tok.used_at.is_some() {
             revoke_family(&mut tx, &grant.id, "refresh token reused", now).await?;
+            let reason = format!(
+                "app {}: a rotated refresh token was presented again; the whole grant is revoked",
+                grant.client_id
+            );
+            let events = [
+                ev(
+                    types::OAUTH_REFRESH_REUSE_DETECTED,
+                    &grant.account_id,
+                    &grant.id,
+                    reason.clone(),
+                ),
+                ev(
+                    types::ANOMALY_REFRESH_TOKEN_REUSE,
+                    &grant.account_id,
+                    &grant.id,
+                    reason,
+                ),
+            ];
+            crate::audit::append(&mut tx, &events).await?;
             tx.commit().await?;
             return Ok(Rotated::Reused);
         }
@@ -489,6 +546,13 @@ impl Store {
         }
         insert_token(&mut tx, &issued.access).await?;
         insert_token(&mut tx, &issued.refresh).await?;
+        let e = ev(
+            types::OAUTH_TOKEN_REFRESHED,
+            &grant.account_id,
+            &grant.id,
+            format!("app {}, scope `{}`", grant.client_id, issued.refresh.scope),
+        );
+        crate::audit::append(&mut tx, &[e]).await?;
         // no invalidation: rotation changes no access token, and refresh tokens are never cached
         tx.commit().await?;
         Ok(Rotated::Issued)
@@ -529,6 +593,7 @@ impl Store {
         token_hash: &str,
         client_id: &str,
         now: i64,
+        ev: OAuthAudit<'_>,
     ) -> Result<TokenRevocation> {
         let mut tx = self.begin_write().await?;
         let q = format!("SELECT {TOKEN_COLS} FROM oauth_tokens WHERE token_hash = $1");
@@ -562,6 +627,17 @@ impl Store {
             invalidate(&mut tx, "oauth_token", &tok.id, now).await?;
             TokenRevocation::AccessToken
         };
+        let what = match out {
+            TokenRevocation::Family => "refresh token and its whole grant",
+            _ => "access token",
+        };
+        let e = ev(
+            types::OAUTH_TOKEN_REVOKED,
+            &tok.account_id,
+            &tok.id,
+            format!("app {client_id} revoked its {what}"),
+        );
+        crate::audit::append(&mut tx, &[e]).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -606,6 +682,7 @@ impl Store {
         account_id: &str,
         id: &str,
         now: i64,
+        ev: OAuthAudit<'_>,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
@@ -634,6 +711,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         invalidate(&mut tx, "oauth_authorization", id, now).await?;
+        let e = ev(
+            types::OAUTH_AUTHORIZATION_REVOKED,
+            account_id,
+            id,
+            format!("{} grant(s) and their tokens revoked", grants.len()),
+        );
+        crate::audit::append(&mut tx, &[e]).await?;
         tx.commit().await?;
         Ok(true)
     }

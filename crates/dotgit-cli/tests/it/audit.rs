@@ -781,3 +781,56 @@ async fn metrics_count_authentications_and_the_audit_queue() {
         .text
         .contains("dotgit_request_duration_seconds_bucket{le=\"+Inf\"}"));
 }
+
+#[tokio::test]
+async fn oauth_grants_and_sign_ins_are_audited_and_refresh_reuse_is_an_anomaly() {
+    use crate::oauth::{code_for, exchange, refresh, tokens, world};
+    let w = world().await;
+    let (s, app) = (&w.s, &w.app);
+    let (code, verifier) = code_for(&w.browser, app, "repo:read").await;
+    let (_, r1) = tokens(&exchange(s, app, &code, &verifier).await);
+    let (_, r2) = tokens(&refresh(s, app, &r1, None).await);
+    // replays: the rotated refresh token, then the code
+    refresh(s, app, &r1, None).await;
+    exchange(s, app, &code, &verifier).await;
+    let log = s.audit_until(|e| e.event_type == "login.succeeded").await;
+    let bob = Some(w.bob.id.as_str());
+    for t in [
+        "oauth_app.created",
+        "oauth.authorized",
+        "oauth.code_redeemed",
+        "oauth.token_refreshed",
+        "oauth.code_replayed",
+        "oauth.refresh_reuse_detected",
+        "anomaly.refresh_token_reuse",
+    ] {
+        assert!(!of_type(&log, t).is_empty(), "{t} missing");
+    }
+    let reuse = of_type(&log, "oauth.refresh_reuse_detected")[0];
+    assert_eq!(reuse.account_id.as_deref(), bob);
+    assert_eq!(reuse.outcome, "failure");
+    assert_eq!(
+        of_type(&log, "anomaly.refresh_token_reuse")[0].outcome,
+        "detected"
+    );
+    assert_eq!(of_type(&log, "oauth.code_redeemed")[0].outcome, "success");
+    assert_eq!(
+        of_type(&log, "login.succeeded")[0].account_id.as_deref(),
+        bob
+    );
+    // the refresh tokens and the code never appear in the log
+    let dump = format!("{log:?}");
+    for secret in [&code, &r1, &r2] {
+        assert!(!dump.contains(secret.as_str()));
+    }
+    // a failed sign-in is recorded with the reason the page does not give
+    crate::oauth::Browser::new(s)
+        .login_to(&w.bob.username, "wrong password!", None)
+        .await;
+    let log = s.audit_until(|e| e.event_type == "login.failed").await;
+    assert_eq!(
+        of_type(&log, "login.failed")[0].reason.as_deref(),
+        Some("wrong password")
+    );
+    assert!(s.state().store.verify_audit_chain().await.unwrap().is_ok());
+}

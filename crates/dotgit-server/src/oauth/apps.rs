@@ -172,17 +172,34 @@ fn new_client_secret() -> Result<Secret, ApiError> {
     Ok(Secret::new(format!("dgs_{r}")))
 }
 
+/// What an app registration asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct NewApp<'a> {
+    /// Display name.
+    pub name: &'a str,
+    /// Exact redirect URIs.
+    pub redirect_uris: &'a [String],
+    /// Scopes the app may ask for.
+    pub allowed_scopes: &'a ScopeSet,
+    /// Confidential (has a secret) or public (PKCE only).
+    pub confidential: bool,
+}
+
 /// Registers an app for `account_id` (class B). Returns the app and, for a confidential app,
 /// its secret (to show once).
 pub async fn register_app(
     store: &Store,
     now: i64,
     account_id: &str,
-    name: &str,
-    redirect_uris: &[String],
-    allowed_scopes: &ScopeSet,
-    confidential: bool,
+    app: NewApp<'_>,
+    actor: &crate::audit::Actor,
 ) -> Result<(OAuthAppRow, Option<Secret>), ApiError> {
+    let NewApp {
+        name,
+        redirect_uris,
+        allowed_scopes,
+        confidential,
+    } = app;
     ops::check_name("name", name)?;
     validate_redirect_uris(redirect_uris)?;
     let secret = if confidential {
@@ -200,7 +217,25 @@ pub async fn register_app(
         allowed_scopes: allowed_scopes.to_space_separated(),
         created_at: now,
     };
-    store.insert_oauth_app(&row).await?;
+    let event = actor.event(
+        now,
+        dotgit_core::audit::types::OAUTH_APP_CREATED,
+        Some(account_id),
+        Some(&row.client_id),
+        dotgit_core::audit::outcomes::SUCCESS,
+        Some(format!(
+            "{} app `{}`, scopes {}{}",
+            if confidential {
+                "confidential"
+            } else {
+                "public"
+            },
+            row.name,
+            row.allowed_scopes,
+            actor.by()
+        )),
+    );
+    store.insert_oauth_app(&row, &event).await?;
     Ok((row, secret))
 }
 
@@ -217,6 +252,7 @@ pub async fn list(
 pub async fn create(
     State(s): State<AppState>,
     Caller(p): Caller,
+    actor: crate::audit::Actor,
     ApiJson(body): ApiJson<CreateApp>,
 ) -> Result<(StatusCode, Json<AppOut>), ApiError> {
     let scopes = ops::parse_scopes("allowed_scopes", &body.allowed_scopes)?;
@@ -231,10 +267,13 @@ pub async fn create(
         &s.store,
         s.now(),
         &p.account_id,
-        &body.name,
-        &body.redirect_uris,
-        &scopes,
-        body.confidential.unwrap_or(true),
+        NewApp {
+            name: &body.name,
+            redirect_uris: &body.redirect_uris,
+            allowed_scopes: &scopes,
+            confidential: body.confidential.unwrap_or(true),
+        },
+        &actor,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(app_out(&row, secret.as_ref()))))
@@ -259,11 +298,24 @@ pub async fn get(
 pub async fn delete(
     State(s): State<AppState>,
     Caller(p): Caller,
+    actor: crate::audit::Actor,
     ApiPath(client_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
+    let now = s.now();
+    let event = actor.event(
+        now,
+        dotgit_core::audit::types::OAUTH_APP_DELETED,
+        Some(&p.account_id),
+        Some(&client_id),
+        dotgit_core::audit::outcomes::SUCCESS,
+        Some(format!(
+            "deleted with every token issued to it{}",
+            actor.by()
+        )),
+    );
     let done = s
         .store
-        .delete_oauth_app(&p.account_id, &client_id, s.now())
+        .delete_oauth_app(&p.account_id, &client_id, now, &event)
         .await?;
     s.invalidate_local();
     if done {

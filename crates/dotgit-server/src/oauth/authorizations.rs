@@ -60,11 +60,13 @@ pub async fn list(
 pub async fn revoke(
     State(s): State<AppState>,
     Caller(p): Caller,
+    actor: crate::audit::Actor,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
+    let now = s.now();
     let done = s
         .store
-        .revoke_oauth_authorization(&p.account_id, &id, s.now())
+        .revoke_oauth_authorization(&p.account_id, &id, now, &actor.oauth_audit(now))
         .await?;
     s.invalidate_local();
     if done {

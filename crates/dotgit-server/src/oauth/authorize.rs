@@ -362,6 +362,7 @@ fn consent_page(s: &AppState, req: &AuthzRequest, sess: &Session) -> Response {
 pub async fn decide(
     State(s): State<AppState>,
     headers: HeaderMap,
+    actor: crate::audit::Actor,
     MaybeSession(sess): MaybeSession,
     FormBody(form): FormBody,
 ) -> Response {
@@ -421,7 +422,7 @@ pub async fn decide(
         Ok(g) => g,
         Err(r) => return refusal_response(&s, r, StatusCode::SEE_OTHER),
     };
-    match issue_code(&s, &req, &acct.id, &granted).await {
+    match issue_code(&s, &req, &acct.id, &granted, &actor).await {
         Ok(code) => {
             let mut params: Vec<(&str, &str)> = vec![("code", &code)];
             if let Some(st) = &req.state {
@@ -456,6 +457,7 @@ async fn issue_code(
     req: &AuthzRequest,
     account_id: &str,
     granted: &ScopeSet,
+    actor: &crate::audit::Actor,
 ) -> Result<String, ApiError> {
     let now = s.now();
     let code = random_base62(&crate::ops::entropy()?, 43)
@@ -493,6 +495,7 @@ async fn issue_code(
                 ScopeSet::from_scopes(kept).to_space_separated()
             },
             now,
+            &actor.oauth_audit(now),
         )
         .await?;
     Ok(code)

@@ -134,6 +134,7 @@ pub async fn token(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    actor: crate::audit::Actor,
     ApiForm(form): ApiForm,
 ) -> Result<Response, ApiError> {
     let client = authenticate_client(&s, &headers, &form, peer_ip(&s, peer, &headers)).await?;
@@ -141,8 +142,8 @@ pub async fn token(
         None => Err(ApiError::invalid_request(
             "grant_type: required (authorization_code or refresh_token)",
         )),
-        Some("authorization_code") => code_grant(&s, &client, &form).await,
-        Some("refresh_token") => refresh_grant(&s, &client, &form).await,
+        Some("authorization_code") => code_grant(&s, &client, &form, &actor).await,
+        Some("refresh_token") => refresh_grant(&s, &client, &form, &actor).await,
         Some(_) => Err(ApiError::unsupported_grant_type(
             "grant_type: only authorization_code and refresh_token are supported",
         )),
@@ -208,6 +209,7 @@ async fn code_grant(
     s: &AppState,
     client: &Client,
     form: &FormParams,
+    actor: &crate::audit::Actor,
 ) -> Result<Response, ApiError> {
     let code = form
         .get("code")
@@ -289,6 +291,7 @@ async fn code_grant(
                     refresh: t.refresh.clone(),
                 })
             },
+            &actor.oauth_audit(now),
         )
         .await?;
     match outcome {
@@ -311,6 +314,7 @@ async fn refresh_grant(
     s: &AppState,
     client: &Client,
     form: &FormParams,
+    actor: &crate::audit::Actor,
 ) -> Result<Response, ApiError> {
     let presented = form
         .get("refresh_token")
@@ -329,47 +333,51 @@ async fn refresh_grant(
     let now = s.now();
     let mut t = new_tokens(&client.app.client_id, now)?;
     let mut scope_out = String::new();
-    let outcome = s
-        .store
-        .rotate_refresh(&hash.to_hex(), now, |tok, grant, acct| {
-            if tok.client_id != client.app.client_id {
-                return Err(ApiError::invalid_grant(
-                    "refresh_token: was not issued to this client",
-                ));
-            }
-            if now >= tok.expires_at || now >= grant.refresh_expires_at {
-                return Err(ApiError::invalid_grant("refresh_token: expired"));
-            }
-            if suspended(acct) {
-                return Err(ApiError::account_suspended());
-            }
-            let granted = ScopeSet::parse_space_separated(&tok.scope).unwrap_or_default();
-            let access_scope = match &requested {
-                None => granted.clone(),
-                Some(r) if r.is_subset_of(&granted) && !r.is_empty() => r.clone(),
-                Some(_) => {
-                    return Err(ApiError::invalid_scope(
-                        "scope: a refresh may only narrow the scope of the original grant",
-                    ))
-                }
-            };
-            t.access.grant_id = grant.id.clone();
-            t.access.account_id = tok.account_id.clone();
-            t.access.scope = access_scope.to_space_separated();
-            t.access.expires_at = now + ACCESS_TOKEN_SECONDS;
-            // the new refresh token keeps the grant's scope and its absolute end (RFC 6749 §6)
-            t.refresh.grant_id = grant.id.clone();
-            t.refresh.account_id = tok.account_id.clone();
-            t.refresh.scope = tok.scope.clone();
-            t.refresh.expires_at = grant.refresh_expires_at;
-            scope_out = t.access.scope.clone();
-            Ok(IssuedTokens {
-                grant: None,
-                access: t.access.clone(),
-                refresh: t.refresh.clone(),
-            })
-        })
-        .await?;
+    let outcome =
+        s.store
+            .rotate_refresh(
+                &hash.to_hex(),
+                now,
+                |tok, grant, acct| {
+                    if tok.client_id != client.app.client_id {
+                        return Err(ApiError::invalid_grant(
+                            "refresh_token: was not issued to this client",
+                        ));
+                    }
+                    if now >= tok.expires_at || now >= grant.refresh_expires_at {
+                        return Err(ApiError::invalid_grant("refresh_token: expired"));
+                    }
+                    if suspended(acct) {
+                        return Err(ApiError::account_suspended());
+                    }
+                    let granted = ScopeSet::parse_space_separated(&tok.scope).unwrap_or_default();
+                    let access_scope =
+                        match &requested {
+                            None => granted.clone(),
+                            Some(r) if r.is_subset_of(&granted) && !r.is_empty() => r.clone(),
+                            Some(_) => return Err(ApiError::invalid_scope(
+                                "scope: a refresh may only narrow the scope of the original grant",
+                            )),
+                        };
+                    t.access.grant_id = grant.id.clone();
+                    t.access.account_id = tok.account_id.clone();
+                    t.access.scope = access_scope.to_space_separated();
+                    t.access.expires_at = now + ACCESS_TOKEN_SECONDS;
+                    // the new refresh token keeps the grant's scope and its absolute end (RFC 6749 §6)
+                    t.refresh.grant_id = grant.id.clone();
+                    t.refresh.account_id = tok.account_id.clone();
+                    t.refresh.scope = tok.scope.clone();
+                    t.refresh.expires_at = grant.refresh_expires_at;
+                    scope_out = t.access.scope.clone();
+                    Ok(IssuedTokens {
+                        grant: None,
+                        access: t.access.clone(),
+                        refresh: t.refresh.clone(),
+                    })
+                },
+                &actor.oauth_audit(now),
+            )
+            .await?;
     match outcome {
         Rotated::Issued => Ok(token_response(&t, &scope_out)),
         Rotated::Unknown | Rotated::Inactive => Err(ApiError::invalid_grant(
@@ -392,6 +400,7 @@ pub async fn revoke(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    actor: crate::audit::Actor,
     ApiForm(form): ApiForm,
 ) -> Result<Response, ApiError> {
     let client = authenticate_client(&s, &headers, &form, peer_ip(&s, peer, &headers)).await?;
@@ -403,7 +412,12 @@ pub async fn revoke(
     {
         let out = s
             .store
-            .revoke_token_of_client(&h.to_hex(), &client.app.client_id, s.now())
+            .revoke_token_of_client(
+                &h.to_hex(),
+                &client.app.client_id,
+                s.now(),
+                &actor.oauth_audit(s.now()),
+            )
             .await
             .map_err(|e| ApiError::from(e).oauth())?;
         if out != TokenRevocation::NoEffect {

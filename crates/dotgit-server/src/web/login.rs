@@ -108,6 +108,7 @@ pub async fn login(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    actor: crate::audit::Actor,
     MaybeSession(old): MaybeSession,
     FormBody(form): FormBody,
 ) -> Response {
@@ -165,11 +166,48 @@ pub async fn login(
     let ok = tokio::task::spawn_blocking(move || crate::ops::verify_password(&pw, &phc))
         .await
         .unwrap_or(false);
-    let Some(account) = account.filter(|_| ok) else {
-        s.limiter.record_failure(ip, now);
+    use dotgit_core::audit::{outcomes, types};
+    let Some(account) = account.as_ref().filter(|_| ok).cloned() else {
+        let tripped = s.limiter.record_failure(ip, now);
         tracing::info!(source_ip = %ip, "login failed");
+        let (who, why) = match &account {
+            Some(a) => (Some(a.id.as_str()), "wrong password"),
+            None => (None, "unknown username"),
+        };
+        s.auditor
+            .record(actor.event(
+                now,
+                types::LOGIN_FAILED,
+                who,
+                None,
+                outcomes::FAILURE,
+                Some(why.into()),
+            ))
+            .await;
+        if tripped {
+            s.auditor
+                .record(actor.event(
+                    now,
+                    types::RATE_LIMIT_TRIPPED,
+                    None,
+                    None,
+                    outcomes::FAILURE,
+                    Some("failed sign-ins".into()),
+                ))
+                .await;
+        }
         return failed(StatusCode::UNAUTHORIZED, LOGIN_FAILED_MESSAGE);
     };
+    s.auditor
+        .record(actor.event(
+            now,
+            types::LOGIN_SUCCEEDED,
+            Some(&account.id),
+            None,
+            outcomes::SUCCESS,
+            Some("password".into()),
+        ))
+        .await;
     let old = old.ok().flatten();
     let (_, cookie) = match session::start(&s, account, old.as_ref()).await {
         Ok(v) => v,

@@ -692,7 +692,12 @@ async fn a_revocation_made_by_another_process_reaches_a_running_server_within_a_
     // another process (another node, or a tool) on the same database
     let other = dotgit_server::open_store(&s.config.data_dir).await.unwrap();
     assert!(other
-        .revoke_oauth_authorization(&w.bob.id, &id, dotgit_testkit::T0)
+        .revoke_oauth_authorization(
+            &w.bob.id,
+            &id,
+            dotgit_testkit::T0,
+            &dotgit_server::audit::Actor::cli().oauth_audit(dotgit_testkit::T0)
+        )
         .await
         .unwrap());
     other.close().await;
