@@ -565,7 +565,8 @@ async fn oauth_apps(common: &Common, cmd: OauthAppsCmd) -> Result<()> {
                 e.message = e.message.replace("redirect_uris", "--redirect-uri");
                 cli_err(e)
             })?;
-            let out = dotgit_server::oauth::apps::app_out(&row, secret.as_ref());
+            let policy = (acct.rotation_policy_days, now);
+            let out = dotgit_server::oauth::apps::app_out(&row, secret.as_ref(), policy);
             println!("{}", serde_json::to_string(&out)?);
         }
     }

@@ -67,6 +67,8 @@ pub mod types {
     pub const OAUTH_AUTHORIZATION_REVOKED: &str = "oauth.authorization_revoked";
     /// An OAuth app was registered.
     pub const OAUTH_APP_CREATED: &str = "oauth_app.created";
+    /// An OAuth app's client secret was replaced.
+    pub const OAUTH_APP_SECRET_ROTATED: &str = "oauth_app.secret_rotated";
     /// An OAuth app was deleted.
     pub const OAUTH_APP_DELETED: &str = "oauth_app.deleted";
     /// A password sign-in succeeded.

@@ -552,6 +552,16 @@ fn oauth_routes(t: Table) -> Table {
         oauth::apps::get,
     )
     .add(
+        Method::POST,
+        "/v1/oauth/apps/{client_id}/rotate-secret",
+        Scoped(Keys, Write, All),
+        "Replace a confidential app's client secret (shown once; the old one stops at once)",
+        200,
+        None,
+        Some(schema::<crate::oauth::apps::AppOut>),
+        crate::oauth::apps::rotate_secret,
+    )
+    .add(
         Method::DELETE,
         "/v1/oauth/apps/{client_id}",
         Scoped(Keys, Write, All),

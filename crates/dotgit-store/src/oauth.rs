@@ -35,6 +35,8 @@ pub struct OAuthAppRow {
     pub allowed_scopes: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// When the current client secret was issued (confidential apps).
+    pub secret_created_at: Option<i64>,
 }
 
 impl OAuthAppRow {
@@ -213,7 +215,7 @@ pub enum TokenRevocation {
 }
 
 const APP_COLS: &str =
-    "client_id, account_id, name, redirect_uris, confidential, secret_hash, allowed_scopes, created_at";
+    "client_id, account_id, name, redirect_uris, confidential, secret_hash, allowed_scopes, created_at, secret_created_at";
 const CODE_COLS: &str = "code_hash, authorization_id, account_id, client_id, redirect_uri, code_challenge, scope, created_at, expires_at, used_at, grant_id";
 const GRANT_COLS: &str = "id, authorization_id, account_id, client_id, scope, created_at, refresh_expires_at, revoked_at, revoked_reason";
 const TOKEN_COLS: &str = "id, token_hash, kind, grant_id, account_id, client_id, scope, created_at, expires_at, revoked_at, used_at, replaced_by";
@@ -230,8 +232,8 @@ impl Store {
     pub async fn insert_oauth_app(&self, a: &OAuthAppRow, event: &AuditEvent) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let r = sqlx::query(
-            "INSERT INTO oauth_apps (client_id, account_id, name, redirect_uris, confidential, secret_hash, allowed_scopes, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO oauth_apps (client_id, account_id, name, redirect_uris, confidential, secret_hash, allowed_scopes, created_at, secret_created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&a.client_id)
         .bind(&a.account_id)
@@ -241,6 +243,7 @@ impl Store {
         .bind(&a.secret_hash)
         .bind(&a.allowed_scopes)
         .bind(a.created_at)
+        .bind(a.secret_created_at)
         .execute(&mut *tx)
         .await;
         match r {
@@ -271,6 +274,35 @@ impl Store {
             .bind(client_id)
             .fetch_optional(&self.read)
             .await?)
+    }
+
+    /// Replaces a confidential app's client secret (class A: the old one stops at once).
+    /// `false` if the account has no such confidential app.
+    pub async fn rotate_oauth_app_secret(
+        &self,
+        account_id: &str,
+        client_id: &str,
+        new_secret_hash: &str,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE oauth_apps SET secret_hash = $1, secret_created_at = $2
+             WHERE account_id = $3 AND client_id = $4 AND confidential = 1",
+        )
+        .bind(new_secret_hash)
+        .bind(now)
+        .bind(account_id)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            crate::audit::append(&mut tx, std::slice::from_ref(event)).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
     }
 
     /// Deletes an app of the account and, with it, every code, grant and token (class A).

@@ -405,3 +405,72 @@ async fn each_key_reports_which_of_its_scopes_it_actually_used() {
         dotgit_core::clock::rfc3339(T0)
     );
 }
+
+#[tokio::test]
+async fn the_rotation_policy_covers_oauth_client_secrets_which_can_be_rotated() {
+    use crate::oauth::{code_for, exchange, introspect, world, App};
+    let w = world().await;
+    let (s, app) = (&w.s, &w.app);
+    let (code, verifier) = code_for(&w.browser, app, "repo:write").await;
+    let r = exchange(s, app, &code, &verifier).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let access = r.body["access_token"].as_str().unwrap().to_owned();
+    let path = format!("/v1/oauth/apps/{}", app.client_id);
+    assert_eq!(s.get(&path, &w.alice_key).await.body["rotation_due"], false);
+    s.clock.advance(90 * 86_400);
+    assert_eq!(s.get(&path, &w.alice_key).await.body["rotation_due"], true);
+    // flagged only: the secret still authenticates the client
+    assert_eq!(introspect(s, app, &access).await.status, 200);
+    // enforced: the client is refused until its secret is rotated
+    let r = s
+        .req(
+            Method::PATCH,
+            "/v1/user",
+            Some(&w.alice_key),
+            Some(json!({"rotation_policy_enforce": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = introspect(s, app, &access).await;
+    assert_eq!((r.status, r.code()), (401, "invalid_client"));
+    // the owner's key is itself past the policy now: a fresh key rotates the secret
+    assert_eq!(s.get(&path, &w.alice_key).await.code(), "invalid_token");
+    let alice = s
+        .state()
+        .store
+        .account_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let alice = dotgit_testkit::Account {
+        id: alice.id,
+        username: alice.username,
+        password: String::new(),
+    };
+    let owner = s.key(&alice, &["keys:write"]).await;
+    let r = s
+        .post(&format!("{path}/rotate-secret"), &owner, json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["rotation_due"], false);
+    let new_secret = r.body["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(Some(new_secret.clone()), app.secret);
+    let rotated = App {
+        secret: Some(new_secret),
+        ..app.clone()
+    };
+    assert_eq!(introspect(s, &rotated, &access).await.status, 200);
+    assert_eq!(
+        introspect(s, app, &access).await.code(),
+        "invalid_client",
+        "the old secret is dead"
+    );
+    assert!(
+        s.get(&path, &owner)
+            .await
+            .body
+            .get("client_secret")
+            .is_none(),
+        "shown once"
+    );
+}

@@ -41,6 +41,8 @@ pub struct AppOut {
     pub allowed_scopes: Vec<String>,
     /// RFC 3339.
     pub created_at: String,
+    /// The client secret is older than the account's rotation policy.
+    pub rotation_due: bool,
     /// The client secret of a confidential app, in the creation answer only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
@@ -74,8 +76,19 @@ pub struct CreateApp {
     pub confidential: Option<bool>,
 }
 
-/// Shapes a stored app for output.
-pub fn app_out(a: &OAuthAppRow, secret: Option<&Secret>) -> AppOut {
+/// When an app's client secret passes its account's rotation policy (`None`: no secret).
+pub fn secret_due_at(a: &OAuthAppRow, policy_days: i64) -> Option<i64> {
+    a.secret_hash.as_ref()?;
+    Some(
+        a.secret_created_at
+            .unwrap_or(a.created_at)
+            .saturating_add(policy_days.saturating_mul(86_400)),
+    )
+}
+
+/// Shapes a stored app for output; `policy` is the account's (rotation policy days, now).
+pub fn app_out(a: &OAuthAppRow, secret: Option<&Secret>, policy: (i64, i64)) -> AppOut {
+    let (days, now) = policy;
     AppOut {
         client_id: a.client_id.clone(),
         name: a.name.clone(),
@@ -89,8 +102,18 @@ pub fn app_out(a: &OAuthAppRow, secret: Option<&Secret>) -> AppOut {
             .unwrap_or_default()
             .to_strings(),
         created_at: rfc3339(a.created_at),
+        rotation_due: secret_due_at(a, days).is_some_and(|d| now >= d),
         client_secret: secret.map(|s| s.expose().to_owned()),
     }
+}
+
+/// The account's rotation policy days, for [`app_out`].
+pub async fn policy_days(store: &Store, account_id: &str) -> Result<i64, ApiError> {
+    Ok(store
+        .account_by_id(account_id)
+        .await?
+        .map(|a| a.rotation_policy_days)
+        .unwrap_or(ops::ROTATION_POLICY_DAYS))
 }
 
 /// Checks one redirect URI for registration; the message names `field` (`redirect_uris[i]`).
@@ -216,6 +239,7 @@ pub async fn register_app(
         secret_hash: secret.as_ref().map(|s| s.hash().to_hex()),
         allowed_scopes: allowed_scopes.to_space_separated(),
         created_at: now,
+        secret_created_at: confidential.then_some(now),
     };
     let event = actor.event(
         now,
@@ -245,7 +269,10 @@ pub async fn list(
     Caller(p): Caller,
 ) -> Result<Json<Vec<AppOut>>, ApiError> {
     let rows = s.store.list_oauth_apps(&p.account_id).await?;
-    Ok(Json(rows.iter().map(|a| app_out(a, None)).collect()))
+    let policy = (policy_days(&s.store, &p.account_id).await?, s.now());
+    Ok(Json(
+        rows.iter().map(|a| app_out(a, None, policy)).collect(),
+    ))
 }
 
 /// Registers an app: 201 with the secret (confidential apps), shown this once.
@@ -276,7 +303,11 @@ pub async fn create(
         &actor,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(app_out(&row, secret.as_ref()))))
+    let policy = (policy_days(&s.store, &p.account_id).await?, s.now());
+    Ok((
+        StatusCode::CREATED,
+        Json(app_out(&row, secret.as_ref(), policy)),
+    ))
 }
 
 /// One app of the account.
@@ -291,7 +322,48 @@ pub async fn get(
         .await?
         .filter(|a| a.account_id == p.account_id)
         .ok_or_else(|| ApiError::not_found("The OAuth app"))?;
-    Ok(Json(app_out(&app, None)))
+    let policy = (policy_days(&s.store, &p.account_id).await?, s.now());
+    Ok(Json(app_out(&app, None, policy)))
+}
+
+/// Replaces a confidential app's client secret: 200 with the new secret, shown this once; the
+/// old secret stops working at once.
+pub async fn rotate_secret(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    actor: crate::audit::Actor,
+    ApiPath(client_id): ApiPath<String>,
+) -> Result<Json<AppOut>, ApiError> {
+    let now = s.now();
+    let secret = new_client_secret()?;
+    let event = actor.event(
+        now,
+        dotgit_core::audit::types::OAUTH_APP_SECRET_ROTATED,
+        Some(&p.account_id),
+        Some(&client_id),
+        dotgit_core::audit::outcomes::SUCCESS,
+        Some(format!("client secret replaced{}", actor.by())),
+    );
+    if !s
+        .store
+        .rotate_oauth_app_secret(
+            &p.account_id,
+            &client_id,
+            &secret.hash().to_hex(),
+            now,
+            &event,
+        )
+        .await?
+    {
+        return Err(ApiError::not_found("The confidential OAuth app"));
+    }
+    let app = s
+        .store
+        .oauth_app(&client_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("The OAuth app"))?;
+    let policy = (policy_days(&s.store, &p.account_id).await?, now);
+    Ok(Json(app_out(&app, Some(&secret), policy)))
 }
 
 /// Deletes an app: 204; every code and token issued to it stops working at once.

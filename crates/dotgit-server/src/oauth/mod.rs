@@ -194,6 +194,18 @@ pub async fn authenticate_client(
         }
         (false, None, _) => {}
     }
+    if app.confidential {
+        // an account that enforces its rotation policy also ages client secrets out
+        if let Some(acct) = state.store.account_by_id(&app.account_id).await? {
+            let due = apps::secret_due_at(&app, acct.rotation_policy_days);
+            if acct.rotation_policy_enforce && due.is_some_and(|d| now >= d) {
+                return Err(fail(
+                    "Client authentication failed: the client secret is older than the account's rotation policy; rotate it.",
+                    "client secret past the rotation policy",
+                ));
+            }
+        }
+    }
     Ok(Client { app })
 }
 
