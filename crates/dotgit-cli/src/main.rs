@@ -203,6 +203,17 @@ fn cli_err(e: dotgit_server::error::ApiError) -> anyhow::Error {
     }
 }
 
+/// The account with this username, or a clear error.
+async fn account_named(
+    store: &dotgit_store::Store,
+    username: &str,
+) -> Result<dotgit_store::AccountRow> {
+    store
+        .account_by_username(username)
+        .await?
+        .with_context(|| format!("no account named `{username}`"))
+}
+
 fn load_config(common: &Common, extra: &[(&str, String)]) -> Result<Config> {
     let mut flags: Vec<(&str, String)> = extra.to_vec();
     if let Some(d) = &common.data_dir {
@@ -391,10 +402,7 @@ async fn keys(common: &Common, cmd: KeysCmd) -> Result<()> {
             name,
             expires_in_days,
         } => {
-            let acct = store
-                .account_by_username(&account)
-                .await?
-                .with_context(|| format!("no account named `{account}`"))?;
+            let acct = account_named(&store, &account).await?;
             let scopes = ops::parse_scopes("--scope", &scopes).map_err(cli_err)?;
             let name = name.unwrap_or_else(|| format!("cli-{now}"));
             let (_row, secret) = ops::create_api_key(
@@ -445,10 +453,7 @@ async fn jwt_keys(common: &Common, cmd: JwtKeysCmd) -> Result<()> {
             issuer,
             single_use,
         } => {
-            let acct = store
-                .account_by_username(&account)
-                .await?
-                .with_context(|| format!("no account named `{account}`"))?;
+            let acct = account_named(&store, &account).await?;
             let text = std::fs::read_to_string(&public_key)
                 .with_context(|| format!("reading {}", public_key.display()))?;
             let value = if text.trim_start().starts_with('{') {
@@ -541,10 +546,7 @@ async fn oauth_apps(common: &Common, cmd: OauthAppsCmd) -> Result<()> {
             scopes,
             public,
         } => {
-            let acct = store
-                .account_by_username(&account)
-                .await?
-                .with_context(|| format!("no account named `{account}`"))?;
+            let acct = account_named(&store, &account).await?;
             let scopes = ops::parse_scopes("--scope", &scopes).map_err(cli_err)?;
             let (row, secret) = dotgit_server::oauth::apps::register_app(
                 &store,

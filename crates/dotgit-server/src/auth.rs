@@ -240,18 +240,41 @@ pub async fn verify_credential(
 
 /// Counts a failed authentication against the source and records it (and a limiter trip).
 pub async fn record_failure(state: &AppState, actor: &Actor, now: i64, r: &Refused) {
+    record_refusal(
+        state,
+        actor,
+        now,
+        types::AUTH_FAILED,
+        r.account_id.as_deref(),
+        r.credential_id.as_deref(),
+        r.failure.reason(),
+    )
+    .await;
+}
+
+/// Counts a refused authentication (a credential, a password) against the source, records it
+/// as `event_type`, and records the limiter trip if this refusal caused one.
+pub async fn record_refusal(
+    state: &AppState,
+    actor: &Actor,
+    now: i64,
+    event_type: &str,
+    account_id: Option<&str>,
+    credential_id: Option<&str>,
+    reason: &str,
+) {
     let ip = actor.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let tripped = state.limiter.record_failure(ip, now);
-    tracing::info!(source_ip = %ip, reason = r.failure.reason(), "authentication failed");
+    tracing::info!(source_ip = %ip, reason, "authentication failed");
     state
         .auditor
         .record(actor.event(
             now,
-            types::AUTH_FAILED,
-            r.account_id.as_deref(),
-            r.credential_id.as_deref(),
+            event_type,
+            account_id,
+            credential_id,
             outcomes::FAILURE,
-            Some(r.failure.reason().to_owned()),
+            Some(reason.to_owned()),
         ))
         .await;
     if tripped {

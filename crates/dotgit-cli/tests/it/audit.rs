@@ -832,5 +832,21 @@ async fn oauth_grants_and_sign_ins_are_audited_and_refresh_reuse_is_an_anomaly()
         of_type(&log, "login.failed")[0].reason.as_deref(),
         Some("wrong password")
     );
+    // so is a client that fails to authenticate at the token endpoint
+    let wrong = crate::oauth::App {
+        secret: Some("dgs_not-the-secret".into()),
+        ..app.clone()
+    };
+    assert_eq!(
+        crate::oauth::introspect(s, &wrong, &r2).await.code(),
+        "invalid_client"
+    );
+    let why = "client authentication: wrong client secret";
+    let log = s.audit_until(|e| e.reason.as_deref() == Some(why)).await;
+    let e = log
+        .iter()
+        .find(|e| e.reason.as_deref() == Some(why))
+        .unwrap();
+    assert_eq!(e.credential_id.as_deref(), Some(app.client_id.as_str()));
     assert!(s.state().store.verify_audit_chain().await.unwrap().is_ok());
 }

@@ -119,6 +119,46 @@ pub async fn authenticate_client(
     form: &FormParams,
     ip: IpAddr,
 ) -> Result<Client, ApiError> {
+    let result = client_of(state, headers, form, ip).await;
+    if let Err(e) = &result {
+        if e.code == "invalid_client" {
+            // a refused client is an authentication decision like any other
+            let actor = crate::audit::Actor {
+                request_id: crate::error::current_request_id(),
+                ip: Some(ip),
+                user_agent: None,
+                credential_id: None,
+            };
+            let client_id = match basic_credentials(headers) {
+                Ok(Some((id, _))) => Some(id),
+                _ => form.get("client_id").map(str::to_owned),
+            }
+            .filter(|c| c.len() <= 128);
+            state
+                .auditor
+                .record(actor.event(
+                    state.now(),
+                    dotgit_core::audit::types::AUTH_FAILED,
+                    None,
+                    client_id.as_deref(),
+                    dotgit_core::audit::outcomes::FAILURE,
+                    Some(format!(
+                        "client authentication: {}",
+                        e.cause.as_deref().unwrap_or("refused")
+                    )),
+                ))
+                .await;
+        }
+    }
+    result
+}
+
+async fn client_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &FormParams,
+    ip: IpAddr,
+) -> Result<Client, ApiError> {
     let now = state.now();
     if let Some(wait) = state.limiter.blocked(ip, now) {
         return Err(ApiError::rate_limited(

@@ -168,34 +168,11 @@ pub async fn login(
         .unwrap_or(false);
     use dotgit_core::audit::{outcomes, types};
     let Some(account) = account.as_ref().filter(|_| ok).cloned() else {
-        let tripped = s.limiter.record_failure(ip, now);
-        tracing::info!(source_ip = %ip, "login failed");
         let (who, why) = match &account {
             Some(a) => (Some(a.id.as_str()), "wrong password"),
             None => (None, "unknown username"),
         };
-        s.auditor
-            .record(actor.event(
-                now,
-                types::LOGIN_FAILED,
-                who,
-                None,
-                outcomes::FAILURE,
-                Some(why.into()),
-            ))
-            .await;
-        if tripped {
-            s.auditor
-                .record(actor.event(
-                    now,
-                    types::RATE_LIMIT_TRIPPED,
-                    None,
-                    None,
-                    outcomes::FAILURE,
-                    Some("failed sign-ins".into()),
-                ))
-                .await;
-        }
+        crate::auth::record_refusal(&s, &actor, now, types::LOGIN_FAILED, who, None, why).await;
         return failed(StatusCode::UNAUTHORIZED, LOGIN_FAILED_MESSAGE);
     };
     s.auditor
