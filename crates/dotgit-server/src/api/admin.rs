@@ -68,28 +68,23 @@ pub async fn list(
     ))
 }
 
-async fn set(
+/// Suspends or reinstates an account (shared by the API and the dashboard's `/admin`): the
+/// reason is checked, the change audited, this node's caches dropped.
+pub async fn set_status(
     s: &AppState,
     actor: &Actor,
     username: &str,
     suspend: bool,
-    reason: Option<String>,
-) -> Result<Json<AccountOut>, ApiError> {
-    if let Some(r) = &reason {
+    reason: Option<&str>,
+) -> Result<AccountRow, ApiError> {
+    if let Some(r) = reason {
         ops::check_name("reason", r)?;
     }
-    let a = ops::set_suspended(
-        &s.store,
-        s.now(),
-        username,
-        suspend,
-        reason.as_deref(),
-        actor,
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found("The account"))?;
+    let a = ops::set_suspended(&s.store, s.now(), username, suspend, reason, actor)
+        .await?
+        .ok_or_else(|| ApiError::not_found("The account"))?;
     s.invalidate_local();
-    Ok(Json(account_out(&a)))
+    Ok(a)
 }
 
 /// Suspends an account.
@@ -100,7 +95,8 @@ pub async fn suspend(
     ApiPath(username): ApiPath<String>,
     ApiJsonOrEmpty(body): ApiJsonOrEmpty<SuspendBody>,
 ) -> Result<Json<AccountOut>, ApiError> {
-    set(&s, &actor, &username, true, body.reason).await
+    let a = set_status(&s, &actor, &username, true, body.reason.as_deref()).await?;
+    Ok(Json(account_out(&a)))
 }
 
 /// Lifts a suspension.
@@ -110,7 +106,8 @@ pub async fn unsuspend(
     actor: Actor,
     ApiPath(username): ApiPath<String>,
 ) -> Result<Json<AccountOut>, ApiError> {
-    set(&s, &actor, &username, false, None).await
+    let a = set_status(&s, &actor, &username, false, None).await?;
+    Ok(Json(account_out(&a)))
 }
 
 /// What a revoke-all did.

@@ -65,7 +65,7 @@ pub struct CreateJwtKey {
 }
 
 /// The account's rotation policy: (days, enforced).
-async fn policy(s: &AppState, account_id: &str) -> Result<(i64, bool), ApiError> {
+pub async fn policy(s: &AppState, account_id: &str) -> Result<(i64, bool), ApiError> {
     let a = s
         .store
         .account_by_id(account_id)
@@ -74,7 +74,8 @@ async fn policy(s: &AppState, account_id: &str) -> Result<(i64, bool), ApiError>
     Ok((a.rotation_policy_days, a.rotation_policy_enforce))
 }
 
-fn out(k: &JwtKeyRow, (days, enforced): (i64, bool), now: i64) -> JwtKeyOut {
+/// Shapes a stored key for output, under the account's rotation policy.
+pub fn out(k: &JwtKeyRow, (days, enforced): (i64, bool), now: i64) -> JwtKeyOut {
     let due_at = k.created_at.saturating_add(days.saturating_mul(86_400));
     let jwk = RsaPublicKey::from_pem(&k.public_key_pem)
         .map(|key| key.to_jwk(&k.kid))

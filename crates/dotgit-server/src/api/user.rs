@@ -81,13 +81,14 @@ pub struct UserSettingsOut {
     pub rotation_policy_enforce: bool,
 }
 
-/// Changes the account's security settings.
-pub async fn patch_user(
-    State(s): State<AppState>,
-    Caller(p): Caller,
-    actor: Actor,
-    ApiJson(body): ApiJson<UserSettings>,
-) -> Result<Json<UserSettingsOut>, ApiError> {
+/// Changes the account's security settings (shared by `PATCH /v1/user` and the dashboard's
+/// Security page): validated, audited in the same transaction, caches dropped.
+pub async fn apply_settings(
+    s: &AppState,
+    account_id: &str,
+    body: &UserSettings,
+    actor: &Actor,
+) -> Result<dotgit_store::AccountRow, ApiError> {
     if let Some(d) = body.rotation_policy_days {
         if !(1..=3650).contains(&d) {
             return Err(ApiError::invalid_request(
@@ -117,7 +118,7 @@ pub async fn patch_user(
     let event = actor.event(
         now,
         dotgit_core::audit::types::ACCOUNT_SETTINGS_CHANGED,
-        Some(&p.account_id),
+        Some(account_id),
         None,
         dotgit_core::audit::outcomes::SUCCESS,
         Some(format!("{}{}", changes.join(", "), actor.by())),
@@ -129,10 +130,21 @@ pub async fn patch_user(
     };
     let a = s
         .store
-        .update_account_settings(&p.account_id, &settings, now, &event)
+        .update_account_settings(account_id, &settings, now, &event)
         .await?
         .ok_or_else(|| ApiError::not_found("The account"))?;
     s.invalidate_local();
+    Ok(a)
+}
+
+/// Changes the account's security settings.
+pub async fn patch_user(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    actor: Actor,
+    ApiJson(body): ApiJson<UserSettings>,
+) -> Result<Json<UserSettingsOut>, ApiError> {
+    let a = apply_settings(&s, &p.account_id, &body, &actor).await?;
     Ok(Json(UserSettingsOut {
         id: a.id,
         anomaly_auto_revoke: a.anomaly_auto_revoke,

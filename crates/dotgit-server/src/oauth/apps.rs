@@ -326,6 +326,38 @@ pub async fn get(
     Ok(Json(app_out(&app, None, policy)))
 }
 
+/// Replaces a confidential app's client secret of `account_id` (class A, audited): the old
+/// secret stops working at once. `Ok(None)`: no such confidential app. Shared by the API and
+/// the dashboard.
+pub async fn rotate_app_secret(
+    store: &Store,
+    now: i64,
+    account_id: &str,
+    client_id: &str,
+    actor: &crate::audit::Actor,
+) -> Result<Option<(OAuthAppRow, Secret)>, ApiError> {
+    let secret = new_client_secret()?;
+    let event = actor.event(
+        now,
+        dotgit_core::audit::types::OAUTH_APP_SECRET_ROTATED,
+        Some(account_id),
+        Some(client_id),
+        dotgit_core::audit::outcomes::SUCCESS,
+        Some(format!("client secret replaced{}", actor.by())),
+    );
+    if !store
+        .rotate_oauth_app_secret(account_id, client_id, &secret.hash().to_hex(), now, &event)
+        .await?
+    {
+        return Ok(None);
+    }
+    let app = store
+        .oauth_app(client_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("The OAuth app"))?;
+    Ok(Some((app, secret)))
+}
+
 /// Replaces a confidential app's client secret: 200 with the new secret, shown this once; the
 /// old secret stops working at once.
 pub async fn rotate_secret(
@@ -335,35 +367,36 @@ pub async fn rotate_secret(
     ApiPath(client_id): ApiPath<String>,
 ) -> Result<Json<AppOut>, ApiError> {
     let now = s.now();
-    let secret = new_client_secret()?;
-    let event = actor.event(
-        now,
-        dotgit_core::audit::types::OAUTH_APP_SECRET_ROTATED,
-        Some(&p.account_id),
-        Some(&client_id),
-        dotgit_core::audit::outcomes::SUCCESS,
-        Some(format!("client secret replaced{}", actor.by())),
-    );
-    if !s
-        .store
-        .rotate_oauth_app_secret(
-            &p.account_id,
-            &client_id,
-            &secret.hash().to_hex(),
-            now,
-            &event,
-        )
+    let (app, secret) = rotate_app_secret(&s.store, now, &p.account_id, &client_id, &actor)
         .await?
-    {
-        return Err(ApiError::not_found("The confidential OAuth app"));
-    }
-    let app = s
-        .store
-        .oauth_app(&client_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("The OAuth app"))?;
+        .ok_or_else(|| ApiError::not_found("The confidential OAuth app"))?;
     let policy = (policy_days(&s.store, &p.account_id).await?, now);
     Ok(Json(app_out(&app, Some(&secret), policy)))
+}
+
+/// Deletes an app of `account_id` with every code and token issued to it (class A, audited).
+/// `false`: no such app. Shared by the API and the dashboard.
+pub async fn delete_app(
+    store: &Store,
+    now: i64,
+    account_id: &str,
+    client_id: &str,
+    actor: &crate::audit::Actor,
+) -> Result<bool, ApiError> {
+    let event = actor.event(
+        now,
+        dotgit_core::audit::types::OAUTH_APP_DELETED,
+        Some(account_id),
+        Some(client_id),
+        dotgit_core::audit::outcomes::SUCCESS,
+        Some(format!(
+            "deleted with every token issued to it{}",
+            actor.by()
+        )),
+    );
+    Ok(store
+        .delete_oauth_app(account_id, client_id, now, &event)
+        .await?)
 }
 
 /// Deletes an app: 204; every code and token issued to it stops working at once.
@@ -373,22 +406,7 @@ pub async fn delete(
     actor: crate::audit::Actor,
     ApiPath(client_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let now = s.now();
-    let event = actor.event(
-        now,
-        dotgit_core::audit::types::OAUTH_APP_DELETED,
-        Some(&p.account_id),
-        Some(&client_id),
-        dotgit_core::audit::outcomes::SUCCESS,
-        Some(format!(
-            "deleted with every token issued to it{}",
-            actor.by()
-        )),
-    );
-    let done = s
-        .store
-        .delete_oauth_app(&p.account_id, &client_id, now, &event)
-        .await?;
+    let done = delete_app(&s.store, s.now(), &p.account_id, &client_id, &actor).await?;
     s.invalidate_local();
     if done {
         Ok(StatusCode::NO_CONTENT)
