@@ -438,6 +438,7 @@ fn table(state: AppState) -> Table {
         api::admin::revoke_credentials,
     )
     .pipe(oauth_routes)
+    .pipe(dashboard_routes)
 }
 
 impl Table {
@@ -636,6 +637,306 @@ fn oauth_routes(t: Table) -> Table {
     )
     .media(FORM, "text/css")
 }
+
+// ---- dashboard (branch `dashboard`) -------------------------------------------------------
+
+/// The dashboard's HTML pages (SPEC §5): public in the table because each page does its own
+/// session check (the `Dash` / `DashForm` extractors: no session → 303 to `/login`; forms
+/// need the session's CSRF token and a same-origin request).
+fn dashboard_routes(t: Table) -> Table {
+    use crate::web::dashboard::{self as d, admin, apps, jwt, keys, security};
+    use Access::Public;
+    let get = || Method::GET;
+    let post = || Method::POST;
+    t.add(
+        get(),
+        "/settings",
+        Public,
+        "Dashboard: on to Settings → API Keys",
+        303,
+        None,
+        None,
+        d::settings_home,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/settings/api-keys",
+        Public,
+        "Dashboard: Settings → API Keys",
+        200,
+        None,
+        None,
+        keys::page,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/settings/api-keys",
+        Public,
+        "Dashboard: create an API key (the secret is shown once)",
+        200,
+        None,
+        None,
+        keys::create,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/settings/api-keys/{id}/rotate",
+        Public,
+        "Dashboard: rotate an API key with a grace period",
+        200,
+        None,
+        None,
+        keys::rotate,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/settings/api-keys/{id}/revoke",
+        Public,
+        "Dashboard: confirm revoking an API key",
+        200,
+        None,
+        None,
+        keys::revoke_confirm,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/settings/api-keys/{id}/revoke",
+        Public,
+        "Dashboard: revoke an API key",
+        200,
+        None,
+        None,
+        keys::revoke,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/settings/jwt",
+        Public,
+        "Dashboard: Settings → JWT Configuration",
+        200,
+        None,
+        None,
+        jwt::page,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/settings/jwt",
+        Public,
+        "Dashboard: register a JWT public key (PEM or JWK)",
+        200,
+        None,
+        None,
+        jwt::register,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/settings/jwt/{kid}/delete",
+        Public,
+        "Dashboard: confirm deleting a JWT key",
+        200,
+        None,
+        None,
+        jwt::delete_confirm,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/settings/jwt/{kid}/delete",
+        Public,
+        "Dashboard: delete a JWT key",
+        200,
+        None,
+        None,
+        jwt::delete,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/settings/oauth-apps",
+        Public,
+        "Dashboard: Settings → OAuth apps and authorized apps",
+        200,
+        None,
+        None,
+        apps::page,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/settings/oauth-apps",
+        Public,
+        "Dashboard: register an OAuth app (the client secret is shown once)",
+        200,
+        None,
+        None,
+        apps::register,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/settings/oauth-apps/{client_id}/delete",
+        Public,
+        "Dashboard: confirm deleting an OAuth app",
+        200,
+        None,
+        None,
+        apps::delete_confirm,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/settings/oauth-apps/{client_id}/delete",
+        Public,
+        "Dashboard: delete an OAuth app",
+        200,
+        None,
+        None,
+        apps::delete,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/settings/oauth-apps/{client_id}/rotate-secret",
+        Public,
+        "Dashboard: confirm replacing an OAuth app's client secret",
+        200,
+        None,
+        None,
+        apps::rotate_confirm,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/settings/oauth-apps/{client_id}/rotate-secret",
+        Public,
+        "Dashboard: replace an OAuth app's client secret (shown once)",
+        200,
+        None,
+        None,
+        apps::rotate,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/settings/authorized-apps/{id}/revoke",
+        Public,
+        "Dashboard: confirm revoking an app's access",
+        200,
+        None,
+        None,
+        apps::revoke_confirm,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/settings/authorized-apps/{id}/revoke",
+        Public,
+        "Dashboard: revoke an app's access to the account",
+        200,
+        None,
+        None,
+        apps::revoke,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/settings/security",
+        Public,
+        "Dashboard: Settings → Security (audit log with filters and paging, anomalies)",
+        200,
+        None,
+        None,
+        security::page,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/settings/security",
+        Public,
+        "Dashboard: change the account's security settings",
+        200,
+        None,
+        None,
+        security::settings,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/admin",
+        Public,
+        "Dashboard, operators only: accounts, plans, suspension",
+        200,
+        None,
+        None,
+        admin::page,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/admin/accounts/{username}/suspend",
+        Public,
+        "Dashboard, operators only: suspend an account with a reason",
+        200,
+        None,
+        None,
+        admin::suspend,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/admin/accounts/{username}/unsuspend",
+        Public,
+        "Dashboard, operators only: lift a suspension",
+        200,
+        None,
+        None,
+        admin::unsuspend,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/admin/accounts/{username}/revoke-credentials",
+        Public,
+        "Dashboard, operators only: confirm revoking all of an account's credentials",
+        200,
+        None,
+        None,
+        admin::revoke_all_confirm,
+    )
+    .media(FORM, HTML)
+    .add(
+        post(),
+        "/admin/accounts/{username}/revoke-credentials",
+        Public,
+        "Dashboard, operators only: revoke all of an account's credentials",
+        200,
+        None,
+        None,
+        admin::revoke_all,
+    )
+    .media(FORM, HTML)
+    .add(
+        get(),
+        "/static/dotgit.js",
+        Public,
+        "The dashboard's script (copy buttons)",
+        200,
+        None,
+        None,
+        d::script,
+    )
+    .media(FORM, "text/javascript")
+}
+
+// ---- end dashboard ------------------------------------------------------------------------
 
 /// The documented routes (for tests and tooling).
 pub fn route_docs(state: AppState) -> Vec<RouteDoc> {

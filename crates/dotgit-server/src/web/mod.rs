@@ -5,8 +5,9 @@
 //! every HTML response has a strict `Content-Security-Policy` (`default-src 'none'`, styles only
 //! from this origin, forms post only to this origin, no framing), `X-Frame-Options: DENY` and
 //! `Referrer-Policy: no-referrer`. Browser sessions and CSRF live in [`session`], the login and
-//! logout pages in [`login`]; the dashboard builds on the same three.
+//! logout pages in [`login`]; the dashboard ([`dashboard`]) builds on the same three.
 
+pub mod dashboard;
 pub mod login;
 pub mod session;
 
