@@ -6,6 +6,7 @@
 mod abuse;
 mod audit;
 mod cli;
+mod dashboard;
 mod errors;
 mod jwt;
 mod keys;
