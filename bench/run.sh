@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=5; DURATION=10; CONNS=32; PROFILE=release
+ROUNDS=${BENCH_ROUNDS:-5}; DURATION=${BENCH_SECONDS:-10}; CONNS=32; PROFILE=release
 if [[ "${1:-}" == "--smoke" ]]; then ROUNDS=1; DURATION=2; CONNS=8; PROFILE=debug; fi
 
 if ! command -v wrk >/dev/null; then

@@ -149,7 +149,12 @@ pub fn chain_hash(prev_hash: &str, e: &AuditEvent) -> String {
     field(Some(&e.outcome));
     field(e.reason.as_deref());
     let d = h.finalize();
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in d {
+        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// The `prev_hash` of the first event.

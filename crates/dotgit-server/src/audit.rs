@@ -74,7 +74,7 @@ impl Actor {
         reason: Option<String>,
     ) -> AuditEvent {
         AuditEvent {
-            id: crate::ops::new_id("evt").unwrap_or_else(|_| format!("evt_{now}")),
+            id: event_id(now),
             time: now,
             request_id: self.request_id.clone(),
             event_type: event_type.to_owned(),
@@ -112,6 +112,19 @@ impl Actor {
             None => String::new(),
         }
     }
+}
+
+/// A new event id: time and a per-process sequence first, so ids arrive in index order (cheap
+/// appends to the unique index under load), then random characters so processes never collide.
+fn event_id(now: i64) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let mut rnd = [0u8; 16];
+    let tail = aws_lc_rs::rand::fill(&mut rnd)
+        .ok()
+        .and_then(|()| dotgit_core::credential::random_base62(&rnd, 6))
+        .unwrap_or_else(|| "000000".to_owned());
+    format!("evt_{:09x}{n:010x}{tail}", now.max(0))
 }
 
 /// Counters exported at `/metrics`.

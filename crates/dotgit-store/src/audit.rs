@@ -64,6 +64,10 @@ fn from_row(r: &sqlx::sqlite::SqliteRow) -> std::result::Result<StoredEvent, sql
     })
 }
 
+/// Rows per INSERT statement: one round trip to SQLite for many events (12 parameters a row,
+/// well under SQLite's limit of 32,766 parameters).
+const ROWS_PER_STATEMENT: usize = 64;
+
 /// Appends events inside an open write transaction, extending the chain.
 pub(crate) async fn append(
     tx: &mut Transaction<'static, Sqlite>,
@@ -77,27 +81,47 @@ pub(crate) async fn append(
             .fetch_optional(&mut **tx)
             .await?
             .unwrap_or_else(|| GENESIS_HASH.to_owned());
-    for e in events {
-        let hash = chain_hash(&prev, e);
-        sqlx::query(
-            "INSERT INTO audit_events (id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(&e.id)
-        .bind(e.time)
-        .bind(&e.request_id)
-        .bind(&e.event_type)
-        .bind(&e.account_id)
-        .bind(&e.credential_id)
-        .bind(&e.source_ip)
-        .bind(&e.user_agent)
-        .bind(&e.outcome)
-        .bind(&e.reason)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut **tx)
-        .await?;
-        prev = hash;
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut links = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            let hash = chain_hash(&prev, e);
+            links.push((std::mem::replace(&mut prev, hash.clone()), hash));
+        }
+        let mut sql = String::from(
+            "INSERT INTO audit_events (id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason, prev_hash, hash) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let n = i * 12;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for k in 1..=12 {
+                if k > 1 {
+                    sql.push(',');
+                }
+                sql.push('$');
+                sql.push_str(&(n + k).to_string());
+            }
+            sql.push(')');
+        }
+        let mut q = sqlx::query(&sql);
+        for (e, (prev_hash, hash)) in chunk.iter().zip(links) {
+            q = q
+                .bind(&e.id)
+                .bind(e.time)
+                .bind(&e.request_id)
+                .bind(&e.event_type)
+                .bind(&e.account_id)
+                .bind(&e.credential_id)
+                .bind(&e.source_ip)
+                .bind(&e.user_agent)
+                .bind(&e.outcome)
+                .bind(&e.reason)
+                .bind(prev_hash)
+                .bind(hash);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }
