@@ -324,18 +324,63 @@ pub fn network_of(ip: &str) -> Option<String> {
     }
 }
 
+/// Credentials whose memory the detector keeps before it starts over (rebuilt from the
+/// database as credentials show up again).
+const DETECTOR_MEMORY: usize = 200_000;
+
 /// The anomaly rules' memory (rebuilt from the database as needed after a restart).
 #[derive(Debug, Default)]
 struct Detector {
+    /// Networks each credential has been used from (present = loaded from the database).
     networks: HashMap<String, HashSet<String>>,
     last_seen: HashMap<String, i64>,
     last_source: HashMap<String, Option<String>>,
     bursts: HashMap<String, (i64, u32, bool)>,
+    /// Networks first seen in this batch: written in the batch's transaction.
+    new_networks: Vec<(String, String, i64)>,
 }
 
 impl Detector {
+    /// Loads, in two queries, what the database knows of the credentials in `events` that the
+    /// detector has not seen yet (their networks and last use).
+    async fn prepare(&mut self, state: &AppState, events: &[AuditEvent]) {
+        if self.networks.len() > DETECTOR_MEMORY {
+            self.networks.clear();
+            self.last_seen.clear();
+            self.last_source.clear();
+        }
+        if self.bursts.len() > DETECTOR_MEMORY {
+            self.bursts.clear();
+        }
+        let mut unknown: Vec<String> = events
+            .iter()
+            .filter(|e| e.event_type == types::AUTH_SUCCEEDED)
+            .filter_map(|e| e.credential_id.as_deref())
+            .filter(|c| !self.networks.contains_key(*c))
+            .map(str::to_owned)
+            .collect();
+        if unknown.is_empty() {
+            return;
+        }
+        unknown.sort_unstable();
+        unknown.dedup();
+        match state.store.credential_memory(&unknown).await {
+            Ok(known) => {
+                for cred in unknown {
+                    let (nets, last_use) = known.get(&cred).cloned().unwrap_or_default();
+                    if let Some(t) = last_use {
+                        self.last_seen.entry(cred.clone()).or_insert(t);
+                    }
+                    self.networks.insert(cred, nets.into_iter().collect());
+                }
+            }
+            // without the history the rules would misfire; they start from what is in memory
+            Err(err) => tracing::warn!(error = %err, "could not load credential history"),
+        }
+    }
+
     /// Anomalies `e` reveals (appended after it in the same batch).
-    async fn inspect(&mut self, state: &AppState, e: &AuditEvent) -> Vec<AuditEvent> {
+    fn inspect(&mut self, e: &AuditEvent) -> Vec<AuditEvent> {
         let mut out = Vec::new();
         let anomaly = |t: &str, reason: String| {
             let actor = Actor {
@@ -370,41 +415,21 @@ impl Detector {
                 }
                 let cred = cred.to_owned();
                 if let Some(net) = e.source_ip.as_deref().and_then(network_of) {
-                    if !self.networks.contains_key(&cred) {
-                        let known = state
-                            .store
-                            .credential_networks(&cred)
-                            .await
-                            .unwrap_or_default();
-                        self.networks
-                            .insert(cred.clone(), known.into_iter().collect());
-                    }
                     let known = self.networks.entry(cred.clone()).or_default();
                     if !known.contains(&net) {
                         if !known.is_empty() {
+                            let mut list: Vec<&str> = known.iter().map(String::as_str).collect();
+                            list.sort_unstable();
                             out.push(anomaly(
                                 types::ANOMALY_NEW_NETWORK,
-                                format!(
-                                    "first use from {net}; known: {}",
-                                    known.iter().cloned().collect::<Vec<_>>().join(", ")
-                                ),
+                                format!("first use from {net}; known: {}", list.join(", ")),
                             ));
                         }
                         known.insert(net.clone());
-                        if let Err(err) = state
-                            .store
-                            .add_credential_network(&cred, &net, e.time)
-                            .await
-                        {
-                            tracing::warn!(error = %err, "could not record a credential network");
-                        }
+                        self.new_networks.push((cred.clone(), net, e.time));
                     }
                 }
-                let previous = match self.last_seen.get(&cred) {
-                    Some(t) => Some(*t),
-                    None => self.stored_last_use(state, &cred).await,
-                };
-                if let Some(prev) = previous {
+                if let Some(prev) = self.last_seen.get(&cred) {
                     if e.time - prev >= DORMANT_SECONDS {
                         out.push(anomaly(
                             types::ANOMALY_DORMANT_CREDENTIAL_ACTIVE,
@@ -446,15 +471,6 @@ impl Detector {
             _ => {}
         }
         out
-    }
-
-    /// When an API key was last used (or made), from the database: the dormancy baseline.
-    async fn stored_last_use(&self, state: &AppState, cred: &str) -> Option<i64> {
-        if !cred.starts_with("key_") {
-            return None;
-        }
-        let k = state.store.get_api_key_any_account(cred).await.ok()??;
-        Some(k.last_used_at.unwrap_or(k.created_at))
     }
 }
 
@@ -501,8 +517,9 @@ pub fn spawn_writer(
 async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<AuditEvent>) {
     let mut batch = Vec::with_capacity(buf.len() + 4);
     let mut anomalies = Vec::new();
+    detector.prepare(state, buf).await;
     for e in buf.drain(..) {
-        let found = detector.inspect(state, &e).await;
+        let found = detector.inspect(&e);
         batch.push(e);
         for a in found {
             anomalies.push(a.clone());
@@ -511,7 +528,11 @@ async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<Au
     }
     let mut delay = std::time::Duration::from_millis(50);
     loop {
-        match state.store.append_audit(&batch).await {
+        match state
+            .store
+            .append_audit_with_networks(&batch, &detector.new_networks)
+            .await
+        {
             Ok(()) => break,
             Err(err) => {
                 // never drop: keep the batch and retry; requests wait on the full queue meanwhile
@@ -521,6 +542,7 @@ async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<Au
             }
         }
     }
+    detector.new_networks.clear();
     state
         .metrics
         .audit_events_written

@@ -78,6 +78,7 @@ pub struct JwtKeyEntry {
 /// The cache.
 #[derive(Debug)]
 pub struct VerifyCache {
+    enabled: bool,
     map: moka::sync::Cache<[u8; 32], Arc<CachedCredential>>,
     jwt_keys: moka::sync::Cache<String, Arc<JwtKeyEntry>>,
     generation: RwLock<u64>,
@@ -85,16 +86,18 @@ pub struct VerifyCache {
 
 impl Default for VerifyCache {
     fn default() -> Self {
-        Self::new()
+        Self::new(100_000)
     }
 }
 
 impl VerifyCache {
-    /// A cache of up to 100,000 credentials; entries are re-read at least every 10 minutes.
-    pub fn new() -> Self {
+    /// A cache of up to `capacity` credentials (0: none is kept); entries are re-read at least
+    /// every 10 minutes.
+    pub fn new(capacity: u64) -> Self {
         VerifyCache {
+            enabled: capacity > 0,
             map: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(capacity)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
             jwt_keys: moka::sync::Cache::builder()
@@ -119,7 +122,7 @@ impl VerifyCache {
     /// since.
     pub fn fill(&self, h: &SecretHash, seen: u64, v: Arc<CachedCredential>) {
         let g = self.generation.read();
-        if *g == seen {
+        if self.enabled && *g == seen {
             self.map.insert(h.0, v);
         }
     }
@@ -146,5 +149,51 @@ impl VerifyCache {
         *g += 1;
         self.map.invalidate_all();
         self.jwt_keys.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dotgit_core::SecretHash;
+
+    fn entry() -> Arc<CachedCredential> {
+        Arc::new(CachedCredential {
+            kind: CredentialKind::ApiKey,
+            credential_id: "key_1".into(),
+            account_id: "acct_1".into(),
+            username: "alice".into(),
+            plan: Plan::Free,
+            operator: false,
+            status: AccountStatus::Active,
+            scopes: ScopeSet::all(),
+            expires_at: None,
+            valid_until: None,
+            created_at: 0,
+            ips: None,
+            rotation_due_at: None,
+        })
+    }
+
+    #[test]
+    fn fills_and_forgets_on_invalidation() {
+        let c = VerifyCache::new(10);
+        let h = SecretHash::of("dg_x");
+        c.fill(&h, c.generation(), entry());
+        assert!(c.get(&h).is_some());
+        c.invalidate_all();
+        assert!(c.get(&h).is_none());
+        // a fill that read the database before the invalidation is dropped
+        let stale = c.generation() - 1;
+        c.fill(&h, stale, entry());
+        assert!(c.get(&h).is_none());
+    }
+
+    #[test]
+    fn capacity_zero_keeps_nothing() {
+        let c = VerifyCache::new(0);
+        let h = SecretHash::of("dg_x");
+        c.fill(&h, c.generation(), entry());
+        assert!(c.get(&h).is_none());
     }
 }

@@ -42,6 +42,9 @@ pub struct Config {
     pub invalidation_poll_ms: u64,
     /// Record every successful authentication in the audit log (failures are always recorded).
     pub audit_auth_success: bool,
+    /// Verified credentials (API keys, OAuth tokens, repeated JWTs) kept in memory; 0 turns the
+    /// cache off so every request verifies from scratch (for measuring that path).
+    pub verification_cache_capacity: u64,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             invalidation_poll_ms: 250,
             audit_auth_success: true,
+            verification_cache_capacity: 100_000,
         }
     }
 }
@@ -85,6 +89,7 @@ pub const KEYS: &[&str] = &[
     "trusted_proxies",
     "invalidation_poll_ms",
     "audit_auth_success",
+    "verification_cache_capacity",
 ];
 
 /// Why settings could not be loaded.

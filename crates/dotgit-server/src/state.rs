@@ -78,12 +78,13 @@ impl AppState {
         let public_url = config.public_url();
         let audience = config.audience();
         let (auditor, audit_rx) = Auditor::new();
+        let cache = VerifyCache::new(config.verification_cache_capacity);
         let state = AppState(Arc::new(Inner {
             store,
             clock,
             config,
             trusted,
-            cache: VerifyCache::new(),
+            cache,
             limiter,
             usage: Mutex::new(HashMap::new()),
             scope_usage: Mutex::new(HashMap::new()),

@@ -123,12 +123,68 @@ pub(crate) async fn append(
 }
 
 impl Store {
-    /// Appends a batch of events in one transaction (the batching writer's call).
+    /// Appends a batch of events in one transaction.
     pub async fn append_audit(&self, events: &[AuditEvent]) -> Result<()> {
+        self.append_audit_with_networks(events, &[]).await
+    }
+
+    /// The batching writer's call: a batch of events and the networks (credential, network,
+    /// first seen) its anomaly rules met for the first time, in one transaction.
+    pub async fn append_audit_with_networks(
+        &self,
+        events: &[AuditEvent],
+        networks: &[(String, String, i64)],
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
+        for (credential_id, network, first_seen) in networks {
+            sqlx::query(
+                "INSERT INTO credential_networks (credential_id, network, first_seen) VALUES (?, ?, ?)
+                 ON CONFLICT (credential_id, network) DO NOTHING",
+            )
+            .bind(credential_id)
+            .bind(network)
+            .bind(first_seen)
+            .execute(&mut *tx)
+            .await?;
+        }
         append(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// What the anomaly rules need to know of credentials they meet for the first time since
+    /// the server started: the networks each was used from, and (API keys) when it was last
+    /// used or made. Two queries per 500 credentials.
+    pub async fn credential_memory(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, (Vec<String>, Option<i64>)>> {
+        let mut out: std::collections::HashMap<String, (Vec<String>, Option<i64>)> =
+            std::collections::HashMap::new();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let q = format!(
+                "SELECT credential_id, network FROM credential_networks WHERE credential_id IN ({marks})"
+            );
+            let mut query = sqlx::query_as::<_, (String, String)>(&q);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for (cred, net) in query.fetch_all(&self.read).await? {
+                out.entry(cred).or_default().0.push(net);
+            }
+            let q = format!(
+                "SELECT id, COALESCE(last_used_at, created_at) FROM api_keys WHERE revoked_at IS NULL AND id IN ({marks})"
+            );
+            let mut query = sqlx::query_as::<_, (String, i64)>(&q);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for (id, last) in query.fetch_all(&self.read).await? {
+                out.entry(id).or_default().1 = Some(last);
+            }
+        }
+        Ok(out)
     }
 
     /// Events matching `f`, newest first, at most `limit`.
@@ -243,35 +299,6 @@ impl Store {
                 count += 1;
             }
         }
-    }
-
-    /// The networks `credential_id` has been used from.
-    pub async fn credential_networks(&self, credential_id: &str) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT network FROM credential_networks WHERE credential_id = $1")
-                .bind(credential_id)
-                .fetch_all(&self.read)
-                .await?,
-        )
-    }
-
-    /// Records that `credential_id` was used from `network`.
-    pub async fn add_credential_network(
-        &self,
-        credential_id: &str,
-        network: &str,
-        now: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO credential_networks (credential_id, network, first_seen) VALUES ($1, $2, $3)
-             ON CONFLICT (credential_id, network) DO NOTHING",
-        )
-        .bind(credential_id)
-        .bind(network)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@
 //! can share them (docs/adr/0002).
 
 mod audit;
+mod hot;
 mod oauth;
 mod rows;
 
@@ -38,6 +39,9 @@ pub enum StoreError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A read on the request path's own connection failed: fail closed (503).
+    #[error("storage unavailable: {0}")]
+    Hot(#[source] rusqlite::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -58,6 +62,8 @@ pub(crate) fn unique_violation(e: &sqlx::Error) -> bool {
 pub struct Store {
     read: SqlitePool,
     write: SqlitePool,
+    /// The database file, for the request path's own connections (`hot`).
+    path: std::path::PathBuf,
 }
 
 pub(crate) const ACCOUNT_COLS: &str =
@@ -87,7 +93,11 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Store { read, write })
+        Ok(Store {
+            read,
+            write,
+            path: path.to_owned(),
+        })
     }
 
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
@@ -213,19 +223,12 @@ impl Store {
     }
 
     /// The key stored under this secret digest, with its account: the verification lookup.
+    /// Answered on the calling thread (see `hot`): it blocks it for one index probe.
     pub async fn api_key_by_hash(&self, hash_hex: &str) -> Result<Option<(ApiKeyRow, AccountRow)>> {
-        let q = format!("SELECT {KEY_COLS} FROM api_keys WHERE secret_hash = $1");
-        let Some(key) = sqlx::query_as::<_, ApiKeyRow>(&q)
-            .bind(hash_hex)
-            .fetch_optional(&self.read)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let Some(acct) = self.account_by_id(&key.account_id).await? else {
-            return Ok(None);
-        };
-        Ok(Some((key, acct)))
+        if self.read.is_closed() {
+            return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
+        }
+        hot::api_key_by_hash(&self.path, hash_hex)
     }
 
     /// The account's keys that are not revoked, newest first.

@@ -850,3 +850,37 @@ async fn oauth_grants_and_sign_ins_are_audited_and_refresh_reuse_is_an_anomaly()
     assert_eq!(e.credential_id.as_deref(), Some(app.client_id.as_str()));
     assert!(s.state().store.verify_audit_chain().await.unwrap().is_ok());
 }
+
+#[tokio::test]
+async fn the_new_network_rule_remembers_networks_across_a_restart() {
+    let mut s = proxied_server().await;
+    let a = s.account("alice").await;
+    let k = s.key(&a, &["repo:read"]).await;
+    assert_eq!(
+        get_from(&s, "/v1/user", &k, "198.51.100.7").await.status,
+        200
+    );
+    s.audit_until(|e| e.event_type == "auth.succeeded").await;
+    s.restart().await;
+    // the first use after the restart comes from a new network: the rule knows the old one
+    // from the database, so it fires
+    assert_eq!(get_from(&s, "/v1/user", &k, "192.0.2.1").await.status, 200);
+    let log = s
+        .audit_until(|e| e.event_type == "anomaly.new_network")
+        .await;
+    let e = of_type(&log, "anomaly.new_network")[0];
+    let reason = e.reason.as_deref().unwrap();
+    assert!(reason.contains("192.0.2.0/24"), "{reason}");
+    assert!(reason.contains("known: 198.51.100.0/24"), "{reason}");
+    // the network known from before the restart stays quiet
+    assert_eq!(
+        get_from(&s, "/v1/user", &k, "198.51.100.8").await.status,
+        200
+    );
+    s.audit_until(|e| e.source_ip.as_deref() == Some("198.51.100.8"))
+        .await;
+    assert_eq!(
+        of_type(&s.audit_all().await, "anomaly.new_network").len(),
+        1
+    );
+}
