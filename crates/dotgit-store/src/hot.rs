@@ -106,3 +106,82 @@ pub(crate) fn api_key_by_hash(
             .optional()
     })
 }
+
+/// An OAuth client by id (client authentication at the token and introspection endpoints).
+pub(crate) fn oauth_app(path: &Path, client_id: &str) -> Result<Option<crate::OAuthAppRow>> {
+    with(path, |c| {
+        let mut st = c.prepare_cached(
+            "SELECT client_id, account_id, name, redirect_uris, confidential, secret_hash,
+                    allowed_scopes, created_at, secret_created_at
+             FROM oauth_apps WHERE client_id = ?1",
+        )?;
+        st.query_row([client_id], |r| {
+            Ok(crate::OAuthAppRow {
+                client_id: r.get(0)?,
+                account_id: r.get(1)?,
+                name: r.get(2)?,
+                redirect_uris: r.get(3)?,
+                confidential: r.get(4)?,
+                secret_hash: r.get(5)?,
+                allowed_scopes: r.get(6)?,
+                created_at: r.get(7)?,
+                secret_created_at: r.get(8)?,
+            })
+        })
+        .optional()
+    })
+}
+
+/// An OAuth token by digest, with its grant and account, in one statement.
+#[allow(clippy::type_complexity)]
+pub(crate) fn oauth_token_by_hash(
+    path: &Path,
+    token_hash: &str,
+) -> Result<Option<(crate::OAuthTokenRow, crate::OAuthGrantRow, AccountRow)>> {
+    with(path, |c| {
+        let mut st = c.prepare_cached(
+            "SELECT t.id, t.token_hash, t.kind, t.grant_id, t.account_id, t.client_id, t.scope,
+                    t.created_at, t.expires_at, t.revoked_at, t.used_at, t.replaced_by,
+                    g.id, g.authorization_id, g.account_id, g.client_id, g.scope, g.created_at,
+                    g.refresh_expires_at, g.revoked_at, g.revoked_reason,
+                    a.id, a.username, a.password_hash, a.plan, a.is_operator, a.status,
+                    a.status_reason, a.created_at, a.anomaly_auto_revoke, a.rotation_policy_days,
+                    a.rotation_policy_enforce
+             FROM oauth_tokens t
+             JOIN oauth_grants g ON g.id = t.grant_id
+             JOIN accounts a ON a.id = t.account_id
+             WHERE t.token_hash = ?1",
+        )?;
+        st.query_row([token_hash], |r| {
+            Ok((
+                crate::OAuthTokenRow {
+                    id: r.get(0)?,
+                    token_hash: r.get(1)?,
+                    kind: r.get(2)?,
+                    grant_id: r.get(3)?,
+                    account_id: r.get(4)?,
+                    client_id: r.get(5)?,
+                    scope: r.get(6)?,
+                    created_at: r.get(7)?,
+                    expires_at: r.get(8)?,
+                    revoked_at: r.get(9)?,
+                    used_at: r.get(10)?,
+                    replaced_by: r.get(11)?,
+                },
+                crate::OAuthGrantRow {
+                    id: r.get(12)?,
+                    authorization_id: r.get(13)?,
+                    account_id: r.get(14)?,
+                    client_id: r.get(15)?,
+                    scope: r.get(16)?,
+                    created_at: r.get(17)?,
+                    refresh_expires_at: r.get(18)?,
+                    revoked_at: r.get(19)?,
+                    revoked_reason: r.get(20)?,
+                },
+                account(r, 21)?,
+            ))
+        })
+        .optional()
+    })
+}

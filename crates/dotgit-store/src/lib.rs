@@ -225,10 +225,16 @@ impl Store {
     /// The key stored under this secret digest, with its account: the verification lookup.
     /// Answered on the calling thread (see `hot`): it blocks it for one index probe.
     pub async fn api_key_by_hash(&self, hash_hex: &str) -> Result<Option<(ApiKeyRow, AccountRow)>> {
+        self.hot_open()?;
+        hot::api_key_by_hash(&self.path, hash_hex)
+    }
+
+    /// Refuses hot reads once the store is closed (fail closed, like the pools).
+    pub(crate) fn hot_open(&self) -> Result<()> {
         if self.read.is_closed() {
             return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
         }
-        hot::api_key_by_hash(&self.path, hash_hex)
+        Ok(())
     }
 
     /// The account's keys that are not revoked, newest first.

@@ -269,11 +269,8 @@ impl Store {
 
     /// Any app by client id (the authorization and token endpoints).
     pub async fn oauth_app(&self, client_id: &str) -> Result<Option<OAuthAppRow>> {
-        let q = format!("SELECT {APP_COLS} FROM oauth_apps WHERE client_id = $1");
-        Ok(sqlx::query_as::<_, OAuthAppRow>(&q)
-            .bind(client_id)
-            .fetch_optional(&self.read)
-            .await?)
+        self.hot_open()?;
+        crate::hot::oauth_app(&self.path, client_id)
     }
 
     /// Replaces a confidential app's client secret (class A: the old one stops at once).
@@ -596,26 +593,8 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<(OAuthTokenRow, OAuthGrantRow, AccountRow)>> {
-        let q = format!("SELECT {TOKEN_COLS} FROM oauth_tokens WHERE token_hash = $1");
-        let Some(tok) = sqlx::query_as::<_, OAuthTokenRow>(&q)
-            .bind(token_hash)
-            .fetch_optional(&self.read)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let q = format!("SELECT {GRANT_COLS} FROM oauth_grants WHERE id = $1");
-        let Some(grant) = sqlx::query_as::<_, OAuthGrantRow>(&q)
-            .bind(&tok.grant_id)
-            .fetch_optional(&self.read)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let Some(acct) = self.account_by_id(&tok.account_id).await? else {
-            return Ok(None);
-        };
-        Ok(Some((tok, grant, acct)))
+        self.hot_open()?;
+        crate::hot::oauth_token_by_hash(&self.path, token_hash)
     }
 
     /// RFC 7009 revocation by a client (class A): only a token issued to `client_id` is touched;
