@@ -14,6 +14,7 @@ pub mod limiter;
 pub mod net;
 pub mod oauth;
 pub mod ops;
+pub mod password;
 pub mod router;
 pub mod serve;
 pub mod state;

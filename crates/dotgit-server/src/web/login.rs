@@ -162,10 +162,8 @@ pub async fn login(
         .map(|a| a.password_hash.clone())
         .unwrap_or_else(dummy_phc);
     let pw = password.to_owned();
-    // argon2id takes tens of milliseconds: keep it off the async workers
-    let ok = tokio::task::spawn_blocking(move || crate::ops::verify_password(&pw, &phc))
-        .await
-        .unwrap_or(false);
+    // argon2id takes tens of milliseconds: on the nicer password threads, off the async workers
+    let ok = crate::password::verify(pw, phc).await;
     use dotgit_core::audit::{outcomes, types};
     let Some(account) = account.as_ref().filter(|_| ok).cloned() else {
         let (who, why) = match &account {
