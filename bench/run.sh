@@ -166,7 +166,7 @@ for r in $(seq "$ROUNDS"); do
   fi
   # the cached-key p99 while 20 password sign-ins a second run (argon2 on the same core)
   "${pin_load[@]}" $TOOL logins --url "https://127.0.0.1:$PORT_main" --cert "$CERT" --user bench \
-    --password "$PASSWORD" --rate 20 --seconds "$DURATION" >"$WORK/logins.out" &
+    --password "$PASSWORD" --rate 20 --seconds "$DURATION" >"$WORK/logins.out" 2>&1 &
   LOGINS=$!
   run key-logins "$PID_main" "$PORT_main" /v1/user -H "Authorization: Bearer $KEY_main" >"$WORK/res"
   read -r _ kl_p99 _ kl_n kl_bad <"$WORK/res"

@@ -369,7 +369,12 @@ async fn login(c: &reqwest::Client, base: &str, user: &str, password: &str) -> R
     )
     .await?;
     if r.status() != 303 {
-        bail!("sign-in answered {}", r.status());
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        bail!(
+            "sign-in answered {status}: {}",
+            body.chars().take(300).collect::<String>()
+        );
     }
     Ok(())
 }
@@ -538,12 +543,23 @@ async fn logins(
         });
     }
     let (mut ok, mut failed) = (0u32, 0u32);
+    let mut first_error = None;
     while let Some(r) = tasks.join_next().await {
         match r {
             Ok(Ok(())) => ok += 1,
-            _ => failed += 1,
+            Ok(Err(e)) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| e.to_string());
+            }
         }
     }
     println!("logins {ok} failed {failed}");
+    if let Some(e) = first_error {
+        eprintln!("first sign-in error: {e}");
+    }
     Ok(())
 }

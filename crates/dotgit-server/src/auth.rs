@@ -407,11 +407,13 @@ async fn verify_jwt(
         let Some(jti) = v.jti.as_deref() else {
             return refuse(Failure::Jwt("jwt_missing_jti"));
         };
-        if !state
-            .store
-            .consume_jti(&entry.kid, jti, valid_until, now)
-            .await?
-        {
+        // a write on a GET: detached so that a client hanging up cannot cancel its transaction
+        let (store, kid, jti) = (state.store.clone(), entry.kid.clone(), jti.to_owned());
+        let consumed =
+            tokio::spawn(async move { store.consume_jti(&kid, &jti, valid_until, now).await })
+                .await
+                .map_err(|e| ApiError::internal(format!("jti task failed: {e}")))??;
+        if !consumed {
             return refuse(Failure::JtiReplay);
         }
     }

@@ -1019,7 +1019,15 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 async fn edge(req: Request, next: Next) -> Response {
     let id = crate::ops::new_id("req").unwrap_or_else(|_| "req_unknown".to_owned());
     let rid = id.clone();
-    let mut resp = REQUEST_ID
+    // A request that may write runs in a task of its own: when the client hangs up, hyper drops
+    // the connection's future, and a write transaction cancelled between two statements would
+    // leave SQLite's single writer connection inside a transaction (every later write failing).
+    // Detached, the request finishes — and commits or rolls back — whatever the client does.
+    let detach = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let work = REQUEST_ID
         .scope(id, async move {
             if let Some(q) = req.uri().query() {
                 for pair in q.split('&') {
@@ -1033,8 +1041,15 @@ async fn edge(req: Request, next: Next) -> Response {
                 }
             }
             next.run(req).await
-        })
-        .await;
+        });
+    let mut resp = if detach {
+        match tokio::spawn(work).await {
+            Ok(r) => r,
+            Err(e) => ApiError::internal(format!("request task failed: {e}")).into_response(),
+        }
+    } else {
+        work.await
+    };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&rid) {
         h.insert(X_REQUEST_ID.clone(), v);

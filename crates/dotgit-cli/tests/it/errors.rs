@@ -351,3 +351,37 @@ async fn storage_down_fails_closed_with_503() {
     let r = s.req(Method::GET, "/healthz", None, None).await;
     assert_error_shape(&r, 503, "temporarily_unavailable");
 }
+
+#[tokio::test]
+async fn a_client_hanging_up_mid_write_does_not_wedge_the_writer() {
+    let mut s = TestServer::start().await;
+    let a = s.account("alice").await;
+    let admin = s.key(&a, &["keys:write", "repo:read"]).await;
+    let cert = s.running().cert_path.clone();
+    // clients that give up at every point of a write: during the handshake, mid-transaction, …
+    for i in 0..80u64 {
+        let c = reqwest::Client::builder()
+            .use_preconfigured_tls(dotgit_testkit::tls_client_config(&cert))
+            .timeout(std::time::Duration::from_micros(500 + (i % 40) * 250))
+            .build()
+            .unwrap();
+        let _ = c
+            .post(s.url("/v1/api-keys"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": format!("k{i}"), "scopes": ["repo:read"]}))
+            .send()
+            .await;
+    }
+    // writes still work, and the server still shuts down
+    let r = s
+        .post(
+            "/v1/api-keys",
+            &admin,
+            json!({"name": "after", "scopes": ["repo:read"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    tokio::time::timeout(std::time::Duration::from_secs(30), s.restart())
+        .await
+        .expect("the server shuts down");
+}
