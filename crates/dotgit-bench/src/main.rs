@@ -325,16 +325,6 @@ fn client(cert: &Path) -> Result<reqwest::Client> {
         .build()?)
 }
 
-/// The value of hidden input `name` in the first form posting to `action`.
-fn hidden(html: &str, action: &str, name: &str) -> Option<String> {
-    let start = html.find(&format!("action=\"{action}\""))?;
-    let form = &html[start..start + html[start..].find("</form>")?];
-    let needle = format!("name=\"{name}\"");
-    let tag = form.split("<input").find(|t| t.contains(&needle))?;
-    let i = tag.find("value=\"")? + 7;
-    hidden_unescape(&tag[i..i + tag[i..].find('"')?])
-}
-
 fn form(pairs: &[(&str, &str)]) -> String {
     let mut f = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
@@ -357,7 +347,10 @@ async fn post_form(
 
 async fn login(c: &reqwest::Client, base: &str, user: &str, password: &str) -> Result<()> {
     let page = c.get(format!("{base}/login")).send().await?.text().await?;
-    let csrf = hidden(&page, "/login", "csrf_token").context("no csrf_token on /login")?;
+    let csrf = dotgit_testkit::hidden_inputs(&page, "/login")
+        .and_then(|f| f.into_iter().find(|(k, _)| k == "csrf_token"))
+        .map(|(_, v)| v)
+        .context("no csrf_token on /login")?;
     let r = post_form(
         c,
         &format!("{base}/login"),
@@ -435,24 +428,8 @@ async fn oauth_seed(
             .text()
             .await?;
         // every hidden field of the consent form, then the decision
-        let start = page
-            .find("action=\"/oauth/authorize\"")
-            .context("no consent form")?;
-        let form_html = &page[start..start + page[start..].find("</form>").context("form")?];
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for tag in form_html.split("<input").skip(1) {
-            if !tag.contains("type=\"hidden\"") {
-                continue;
-            }
-            let attr = |k: &str| -> Option<String> {
-                let n = format!("{k}=\"");
-                let i = tag.find(&n)? + n.len();
-                hidden_unescape(&tag[i..i + tag[i..].find('"')?])
-            };
-            if let (Some(k), Some(v)) = (attr("name"), attr("value")) {
-                pairs.push((k, v));
-            }
-        }
+        let mut pairs =
+            dotgit_testkit::hidden_inputs(&page, "/oauth/authorize").context("no consent form")?;
         pairs.push(("decision".into(), "approve".into()));
         let refs: Vec<(&str, &str)> = pairs
             .iter()
@@ -504,17 +481,6 @@ async fn oauth_seed(
     )?;
     eprintln!("{families} refresh families for {}", app.client_id);
     Ok(())
-}
-
-fn hidden_unescape(v: &str) -> Option<String> {
-    Some(
-        v.replace("&quot;", "\"")
-            .replace("&#x27;", "'")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
 }
 
 async fn logins(

@@ -15,8 +15,8 @@ const NICE: i32 = 10;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-fn pool() -> &'static Mutex<mpsc::Sender<Job>> {
-    static POOL: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+fn pool() -> &'static mpsc::Sender<Job> {
+    static POOL: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
     POOL.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = std::sync::Arc::new(Mutex::new(rx));
@@ -41,7 +41,7 @@ fn pool() -> &'static Mutex<mpsc::Sender<Job>> {
                 tracing::error!(error = %e, "could not start a password thread");
             }
         }
-        Mutex::new(tx)
+        tx
     })
 }
 
@@ -67,7 +67,7 @@ pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> O
     let job: Job = Box::new(move || {
         let _ = tx.send(f());
     });
-    pool().lock().ok()?.send(job).ok()?;
+    pool().send(job).ok()?;
     rx.await.ok()
 }
 

@@ -305,3 +305,34 @@ pub fn client_for(cert_path: &std::path::Path) -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// Undoes askama's HTML escaping of attribute values.
+pub fn unescape_html(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The hidden inputs (name, value) of the first form posting to `action` in a page; `None` when
+/// there is no such form or an input is malformed.
+pub fn hidden_inputs(html: &str, action: &str) -> Option<Vec<(String, String)>> {
+    let start = html.find(&format!("action=\"{action}\""))?;
+    let end = start + html[start..].find("</form>")?;
+    let mut out = Vec::new();
+    for tag in html[start..end].split("<input").skip(1) {
+        let tag = &tag[..tag.find('>')?];
+        if !tag.contains("type=\"hidden\"") {
+            continue;
+        }
+        let attr = |name: &str| {
+            let k = format!("{name}=\"");
+            let i = tag.find(&k)? + k.len();
+            Some(unescape_html(&tag[i..i + tag[i..].find('"')?]))
+        };
+        out.push((attr("name")?, attr("value")?));
+    }
+    Some(out)
+}

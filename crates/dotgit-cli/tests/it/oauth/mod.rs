@@ -87,36 +87,12 @@ pub fn authorize_path(app: &App, scope: &str, challenge: &str, state: &str) -> S
     )
 }
 
-/// Undoes askama's HTML escaping of attribute values.
-pub fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
+pub use dotgit_testkit::unescape_html as unescape;
 
 /// The hidden inputs of the first form posting to `action` in a page.
 pub fn hidden_inputs(html: &str, action: &str) -> Vec<(String, String)> {
-    let start = html
-        .find(&format!("action=\"{action}\""))
-        .unwrap_or_else(|| panic!("no form posting to {action} in {html}"));
-    let end = start + html[start..].find("</form>").unwrap();
-    let mut out = Vec::new();
-    for tag in html[start..end].split("<input").skip(1) {
-        let tag = &tag[..tag.find('>').unwrap()];
-        if !tag.contains("type=\"hidden\"") {
-            continue;
-        }
-        let attr = |name: &str| {
-            let k = format!("{name}=\"");
-            let i = tag.find(&k).unwrap() + k.len();
-            unescape(&tag[i..i + tag[i..].find('"').unwrap()])
-        };
-        out.push((attr("name"), attr("value")));
-    }
-    out
+    dotgit_testkit::hidden_inputs(html, action)
+        .unwrap_or_else(|| panic!("no well-formed form posting to {action} in {html}"))
 }
 
 /// The `csrf_token` of the first form posting to `action`.
