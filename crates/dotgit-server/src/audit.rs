@@ -122,16 +122,28 @@ impl Actor {
 /// six random characters drawn once per process, so two processes never collide.
 fn event_id(now: i64) -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    static PROCESS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let tail = PROCESS.get_or_init(|| {
+    format!("evt_{:09x}{n:010x}{}", now.max(0), process_tag())
+}
+
+/// A new request id: unique without a CSPRNG call per request (request ids are labels, not
+/// secrets): a per-process sequence and the process's random tag.
+pub fn request_id() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("req_{}{n:010x}", process_tag())
+}
+
+/// Six random characters drawn once per process.
+fn process_tag() -> &'static str {
+    static PROCESS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PROCESS.get_or_init(|| {
         let mut rnd = [0u8; 16];
         aws_lc_rs::rand::fill(&mut rnd)
             .ok()
             .and_then(|()| dotgit_core::credential::random_base62(&rnd, 6))
             .unwrap_or_else(|| format!("{:06x}", std::process::id() & 0xff_ffff))
-    });
-    format!("evt_{:09x}{n:010x}{tail}", now.max(0))
+    })
 }
 
 /// Counters exported at `/metrics`.

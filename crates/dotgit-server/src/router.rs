@@ -1017,7 +1017,7 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Outermost middleware: request id (also in every error body), HSTS, `no-store`, and a refusal
 /// of credentials in the query string.
 async fn edge(req: Request, next: Next) -> Response {
-    let id = crate::ops::new_id("req").unwrap_or_else(|_| "req_unknown".to_owned());
+    let id = crate::audit::request_id();
     let rid = id.clone();
     // A request that may write runs in a task of its own: when the client hangs up, hyper drops
     // the connection's future, and a write transaction cancelled between two statements would

@@ -1,16 +1,25 @@
 //! The audit log in SQLite: appends extend the hash chain inside the caller's write transaction
-//! (so a class-A event commits with its state change), queries page by sequence number (stable
-//! while new events arrive), and the chain can be re-verified end to end.
+//! (so a class-A event commits with its state change), queries page by position (stable while
+//! new events arrive), and the chain can be re-verified end to end.
+//!
+//! A row is one event, or a pack of one credential's successful authentications from one batch
+//! (`dotgit_core::audit::encode_pack`): a position is the row's `seq` and the event's index in
+//! its row (0 for a row of one event). Every read expands packs, so callers see events only.
 
 use crate::{Result, Store};
-use dotgit_core::audit::{chain_hash, AuditEvent, GENESIS_HASH};
+use dotgit_core::audit::{
+    chain_hash, decode_pack, encode_pack, pack_hash, packable, AuditEvent, GENESIS_HASH,
+};
 use sqlx::{Row, Sqlite, Transaction};
+use std::collections::HashMap;
 
 /// A stored event with its position.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
-    /// Sequence number (strictly increasing).
+    /// Sequence number of its row (strictly increasing).
     pub seq: i64,
+    /// Its index in a packed row (0 otherwise).
+    pub index: u32,
     /// The event.
     pub event: AuditEvent,
 }
@@ -30,8 +39,8 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     /// Before (Unix seconds).
     pub until: Option<i64>,
-    /// Only events with `seq` below this (the paging cursor).
-    pub before_seq: Option<i64>,
+    /// Only events before this position, `(seq, index)` (the paging cursor).
+    pub before: Option<(i64, u32)>,
 }
 
 /// Where verification found the chain broken.
@@ -46,13 +55,21 @@ pub struct ChainBreak {
 /// The one high-volume type, left out of the partial type and credential indexes.
 const SUCCEEDED: &str = dotgit_core::audit::types::AUTH_SUCCEEDED;
 
-const COLS: &str =
-    "seq, id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason";
+const COLS: &str = "seq, id, time, request_id, type, account_id, credential_id, source_ip, \
+                    user_agent, outcome, reason, time_last, pack";
 
-fn from_row(r: &sqlx::sqlite::SqliteRow) -> std::result::Result<StoredEvent, sqlx::Error> {
-    Ok(StoredEvent {
+/// A stored row: one event, or a pack of them.
+struct StoredRow {
+    seq: i64,
+    head: AuditEvent,
+    time_last: Option<i64>,
+    pack: Option<Vec<u8>>,
+}
+
+fn from_row(r: &sqlx::sqlite::SqliteRow) -> std::result::Result<StoredRow, sqlx::Error> {
+    Ok(StoredRow {
         seq: r.try_get("seq")?,
-        event: AuditEvent {
+        head: AuditEvent {
             id: r.try_get("id")?,
             time: r.try_get("time")?,
             request_id: r.try_get("request_id")?,
@@ -64,12 +81,102 @@ fn from_row(r: &sqlx::sqlite::SqliteRow) -> std::result::Result<StoredEvent, sql
             outcome: r.try_get("outcome")?,
             reason: r.try_get("reason")?,
         },
+        time_last: r.try_get("time_last")?,
+        pack: r.try_get("pack")?,
     })
 }
 
-/// Rows per INSERT statement: one round trip to SQLite for many events (11 parameters a row,
+impl StoredRow {
+    /// The row's events, oldest first. A pack that does not decode is an error (its hash still
+    /// holds, or verification reports it first).
+    fn events(self) -> Result<Vec<StoredEvent>> {
+        let seq = self.seq;
+        let Some(pack) = &self.pack else {
+            return Ok(vec![StoredEvent {
+                seq,
+                index: 0,
+                event: self.head,
+            }]);
+        };
+        let events = decode_pack(&self.head, self.head.time, pack).ok_or_else(|| {
+            crate::StoreError::Corrupt(format!("audit row {seq}: unreadable pack"))
+        })?;
+        Ok(events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| StoredEvent {
+                seq,
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                event,
+            })
+            .collect())
+    }
+
+    /// The chain link this row must carry after `prev`.
+    fn link(&self, prev: &str) -> String {
+        match &self.pack {
+            None => chain_hash(prev, &self.head),
+            Some(pack) => pack_hash(
+                prev,
+                &self.head,
+                self.time_last.unwrap_or(self.head.time),
+                pack,
+            ),
+        }
+    }
+}
+
+/// Rows per INSERT statement: one round trip to SQLite for many rows (13 parameters a row,
 /// well under SQLite's limit of 32,766 parameters).
 const ROWS_PER_STATEMENT: usize = 64;
+
+/// What one row will hold: an event, or a pack of events sharing all but their own fields.
+enum NewRow<'a> {
+    One(&'a AuditEvent),
+    Pack(Vec<&'a AuditEvent>),
+}
+
+/// Groups a batch into rows: the packable events of one credential between two events of other
+/// kinds become one pack (in the order their first event came), so no event changes places with
+/// an event of another kind; everything else stays a row of its own, in order.
+fn rows_of(events: &[AuditEvent]) -> Vec<NewRow<'_>> {
+    type Key<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Option<&'a str>);
+    fn flush<'a>(rows: &mut Vec<NewRow<'a>>, open: &mut Vec<Vec<&'a AuditEvent>>) {
+        for mut pack in open.drain(..) {
+            rows.push(if pack.len() == 1 {
+                NewRow::One(pack.remove(0))
+            } else {
+                NewRow::Pack(pack)
+            });
+        }
+    }
+    let mut rows = Vec::new();
+    let mut open: Vec<Vec<&AuditEvent>> = Vec::new();
+    let mut by_key: HashMap<Key<'_>, usize> = HashMap::new();
+    for e in events {
+        if packable(e) {
+            let key = (
+                e.account_id.as_deref(),
+                e.credential_id.as_deref(),
+                e.outcome.as_str(),
+                e.reason.as_deref(),
+            );
+            match by_key.get(&key) {
+                Some(&i) => open[i].push(e),
+                None => {
+                    by_key.insert(key, open.len());
+                    open.push(vec![e]);
+                }
+            }
+        } else {
+            flush(&mut rows, &mut open);
+            by_key.clear();
+            rows.push(NewRow::One(e));
+        }
+    }
+    flush(&mut rows, &mut open);
+    rows
+}
 
 /// Appends events inside an open write transaction, extending the chain.
 pub(crate) async fn append(
@@ -84,38 +191,72 @@ pub(crate) async fn append(
             .fetch_optional(&mut **tx)
             .await?
             .unwrap_or_else(|| GENESIS_HASH.to_owned());
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut hashes = Vec::with_capacity(chunk.len());
-        for e in chunk {
-            prev = chain_hash(&prev, e);
-            hashes.push(prev.clone());
-        }
+    let rows = rows_of(events);
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut sql = String::from(
-            "INSERT INTO audit_events (id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason, hash) VALUES ",
+            "INSERT INTO audit_events (id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason, hash, time_last, pack) VALUES ",
         );
         // Anonymous `?` placeholders: SQLite resolves a named/numbered parameter by a linear
         // scan, which made binding quadratic in the row count (a quarter of the server's CPU).
         for i in 0..chunk.len() {
             sql.push_str(if i > 0 {
-                ",(?,?,?,?,?,?,?,?,?,?,?)"
+                ",(?,?,?,?,?,?,?,?,?,?,?,?,?)"
             } else {
-                "(?,?,?,?,?,?,?,?,?,?,?)"
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
             });
         }
         let mut q = sqlx::query(&sql);
-        for (e, hash) in chunk.iter().zip(hashes) {
-            q = q
-                .bind(&e.id)
-                .bind(e.time)
-                .bind(&e.request_id)
-                .bind(&e.event_type)
-                .bind(&e.account_id)
-                .bind(&e.credential_id)
-                .bind(&e.source_ip)
-                .bind(&e.user_agent)
-                .bind(&e.outcome)
-                .bind(&e.reason)
-                .bind(hash);
+        for row in chunk {
+            match row {
+                NewRow::One(e) => {
+                    prev = chain_hash(&prev, e);
+                    q = q
+                        .bind(&e.id)
+                        .bind(e.time)
+                        .bind(&e.request_id)
+                        .bind(&e.event_type)
+                        .bind(&e.account_id)
+                        .bind(&e.credential_id)
+                        .bind(&e.source_ip)
+                        .bind(&e.user_agent)
+                        .bind(&e.outcome)
+                        .bind(&e.reason)
+                        .bind(prev.clone())
+                        .bind(None::<i64>)
+                        .bind(None::<Vec<u8>>);
+                }
+                NewRow::Pack(pack) => {
+                    let first = pack[0];
+                    let (min, max) = pack.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
+                        (lo.min(e.time), hi.max(e.time))
+                    });
+                    // the row's own columns: what the events share, the first id, the time range
+                    let head = AuditEvent {
+                        id: first.id.clone(),
+                        time: min,
+                        request_id: String::new(),
+                        source_ip: None,
+                        user_agent: None,
+                        ..first.clone()
+                    };
+                    let bytes = encode_pack(pack, min);
+                    prev = pack_hash(&prev, &head, max, &bytes);
+                    q = q
+                        .bind(head.id)
+                        .bind(head.time)
+                        .bind(head.request_id)
+                        .bind(head.event_type)
+                        .bind(head.account_id)
+                        .bind(head.credential_id)
+                        .bind(None::<String>)
+                        .bind(None::<String>)
+                        .bind(head.outcome)
+                        .bind(head.reason)
+                        .bind(prev.clone())
+                        .bind(Some(max))
+                        .bind(Some(bytes));
+                }
+            }
         }
         q.execute(&mut **tx).await?;
     }
@@ -189,6 +330,42 @@ impl Store {
 
     /// Events matching `f`, newest first, at most `limit`.
     pub async fn list_audit(&self, f: &AuditFilter, limit: i64) -> Result<Vec<StoredEvent>> {
+        let want = usize::try_from(limit).unwrap_or(0);
+        let mut out: Vec<StoredEvent> = Vec::with_capacity(want.min(1024));
+        let mut before = f.before;
+        while out.len() < want {
+            let rows = self
+                .audit_rows(f, before, (want - out.len()) as i64)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            let last_seq = last.seq;
+            for row in rows {
+                let mut events = row.events()?;
+                events.reverse();
+                for e in events {
+                    let in_range = f.since.is_none_or(|t| e.event.time >= t)
+                        && f.until.is_none_or(|t| e.event.time < t)
+                        && before.is_none_or(|(s, i)| e.seq < s || (e.seq == s && e.index < i));
+                    if in_range {
+                        out.push(e);
+                        if out.len() == want {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+            before = Some((last_seq, 0));
+        }
+        Ok(out)
+    }
+
+    /// Rows that may hold events matching `f` before `before`, newest first, at most `limit`.
+    async fn audit_rows(
+        &self,
+        f: &AuditFilter,
+        before: Option<(i64, u32)>,
+        limit: i64,
+    ) -> Result<Vec<StoredRow>> {
         let mut sql = format!("SELECT {COLS} FROM audit_events WHERE 1 = 1");
         let mut n = 0;
         let mut next = || {
@@ -228,16 +405,19 @@ impl Store {
             binds.push(either::Bind::Text(v.clone()));
         }
         if let Some(v) = f.since {
-            sql.push_str(&format!(" AND time >= ${}", next()));
+            // a pack's events run from `time` to `time_last`
+            sql.push_str(&format!(" AND COALESCE(time_last, time) >= ${}", next()));
             binds.push(either::Bind::Int(v));
         }
         if let Some(v) = f.until {
             sql.push_str(&format!(" AND time < ${}", next()));
             binds.push(either::Bind::Int(v));
         }
-        if let Some(v) = f.before_seq {
-            sql.push_str(&format!(" AND seq < ${}", next()));
-            binds.push(either::Bind::Int(v));
+        if let Some((seq, index)) = before {
+            // index > 0: the earlier events of that row's pack are still to come
+            let op = if index > 0 { "<=" } else { "<" };
+            sql.push_str(&format!(" AND seq {op} ${}", next()));
+            binds.push(either::Bind::Int(seq));
         }
         sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", next()));
         binds.push(either::Bind::Int(limit));
@@ -255,7 +435,8 @@ impl Store {
             .collect::<std::result::Result<_, _>>()?)
     }
 
-    /// Events after `seq`, oldest first, at most `limit` (export).
+    /// The events of the rows after `seq`, oldest first, from at most `limit` rows (export: the
+    /// last event's `seq` is where the next call starts).
     pub async fn audit_after(&self, seq: i64, limit: i64) -> Result<Vec<StoredEvent>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
@@ -264,10 +445,11 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows
-            .iter()
-            .map(from_row)
-            .collect::<std::result::Result<_, _>>()?)
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.extend(from_row(r)?.events()?);
+        }
+        Ok(out)
     }
 
     /// Recomputes the whole chain. `Ok(n)`: n events, every link holds.
@@ -286,17 +468,21 @@ impl Store {
                 return Ok(Ok(count));
             }
             for r in &rows {
-                let e = from_row(r)?;
+                let row = from_row(r)?;
                 let stored_hash: String = r.try_get("hash")?;
-                if stored_hash != chain_hash(&prev, &e.event) {
-                    return Ok(Err(ChainBreak {
-                        seq: e.seq,
-                        id: e.event.id,
-                    }));
+                let broken = ChainBreak {
+                    seq: row.seq,
+                    id: row.head.id.clone(),
+                };
+                if stored_hash != row.link(&prev) {
+                    return Ok(Err(broken));
+                }
+                after = row.seq;
+                match row.events() {
+                    Ok(events) => count += events.len() as u64,
+                    Err(_) => return Ok(Err(broken)),
                 }
                 prev = stored_hash;
-                after = e.seq;
-                count += 1;
             }
         }
     }

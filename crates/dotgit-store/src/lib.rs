@@ -42,6 +42,9 @@ pub enum StoreError {
     /// A read on the request path's own connection failed: fail closed (503).
     #[error("storage unavailable: {0}")]
     Hot(#[source] rusqlite::Error),
+    /// Stored data this version cannot read (an audit pack whose bytes were altered).
+    #[error("unreadable stored data: {0}")]
+    Corrupt(String),
 }
 
 impl From<sqlx::Error> for StoreError {

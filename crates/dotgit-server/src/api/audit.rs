@@ -100,13 +100,23 @@ fn time_param(field: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> 
     }
 }
 
-fn decode_cursor(c: &str) -> Option<i64> {
+/// The cursor for the page after `last`: `seq:<seq>` or, inside a pack, `seq:<seq>.<index>`,
+/// base64url (opaque to clients).
+pub fn encode_cursor(last: &StoredEvent) -> String {
+    if last.index == 0 {
+        URL_SAFE_NO_PAD.encode(format!("seq:{}", last.seq))
+    } else {
+        URL_SAFE_NO_PAD.encode(format!("seq:{}.{}", last.seq, last.index))
+    }
+}
+
+fn decode_cursor(c: &str) -> Option<(i64, u32)> {
     let bytes = URL_SAFE_NO_PAD.decode(c).ok()?;
-    std::str::from_utf8(&bytes)
-        .ok()?
-        .strip_prefix("seq:")?
-        .parse()
-        .ok()
+    let pos = std::str::from_utf8(&bytes).ok()?.strip_prefix("seq:")?;
+    match pos.split_once('.') {
+        None => Some((pos.parse().ok()?, 0)),
+        Some((seq, index)) => Some((seq.parse().ok()?, index.parse().ok()?)),
+    }
 }
 
 /// Builds the store filter for a caller (account scoping enforced here).
@@ -131,7 +141,7 @@ pub fn filter_for(
         }
         (_, false) => Some(account_id.to_owned()),
     };
-    let before_seq = match &q.cursor {
+    let before = match &q.cursor {
         None => None,
         Some(c) => Some(
             decode_cursor(c)
@@ -153,7 +163,7 @@ pub fn filter_for(
             outcome: q.outcome.clone(),
             since: time_param("since", &q.since)?,
             until: time_param("until", &q.until)?,
-            before_seq,
+            before,
         },
         limit,
     ))
@@ -171,7 +181,7 @@ pub async fn list(
     let more = rows.len() as i64 > limit;
     let page: Vec<&StoredEvent> = rows.iter().take(limit as usize).collect();
     let next_cursor = match (more, page.last()) {
-        (true, Some(last)) => Some(URL_SAFE_NO_PAD.encode(format!("seq:{}", last.seq))),
+        (true, Some(last)) => Some(encode_cursor(last)),
         _ => None,
     };
     Ok(Json(AuditPage {

@@ -8,7 +8,7 @@
 //! `operator = false`: the page shows this account's events only, even to an operator.
 
 use super::{is_form_error, render, Chrome, Dash, DashForm};
-use crate::api::audit::{event_out, filter_for, AuditQuery};
+use crate::api::audit::{encode_cursor, event_out, filter_for, AuditQuery};
 use crate::api::user::{apply_settings, UserSettings};
 use crate::error::ApiError;
 use crate::extract::FormParams;
@@ -17,8 +17,6 @@ use askama::Template;
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 
 const ACTIVE: &str = "security";
 /// Events per page.
@@ -163,7 +161,7 @@ async fn build(
             let more = rows.len() as i64 > limit;
             let page: Vec<_> = rows.iter().take(PAGE as usize).collect();
             if let (true, Some(last)) = (more, page.last()) {
-                let cursor = URL_SAFE_NO_PAD.encode(format!("seq:{}", last.seq));
+                let cursor = encode_cursor(last);
                 let base = f.query();
                 let sep = if base.is_empty() { "" } else { "&" };
                 older = Some(format!(

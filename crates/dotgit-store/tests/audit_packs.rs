@@ -1,0 +1,322 @@
+//! Packed successful authentications (docs/audit.md, "Packed events"): a batch's successes of
+//! one credential share a row, yet every read sees each event, in an order where no event moves
+//! past an event of another kind; paging, filters, export and verification work per event; and
+//! tampering with a pack's bytes or time range breaks the chain.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dotgit_core::audit::AuditEvent;
+use dotgit_store::{AuditFilter, Store, StoredEvent};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use std::collections::HashSet;
+use std::str::FromStr;
+
+const T0: i64 = 1_795_953_600;
+
+fn success(i: usize, credential: &str, time: i64) -> AuditEvent {
+    AuditEvent {
+        id: format!("evt_{i:05}"),
+        time,
+        request_id: format!("req_{i}"),
+        event_type: "auth.succeeded".into(),
+        account_id: Some(
+            if credential == "key_c" {
+                "acct_2"
+            } else {
+                "acct_1"
+            }
+            .into(),
+        ),
+        credential_id: Some(credential.into()),
+        source_ip: Some(
+            if i.is_multiple_of(2) {
+                "203.0.113.7"
+            } else {
+                "2001:db8::9"
+            }
+            .into(),
+        ),
+        user_agent: (!i.is_multiple_of(3)).then(|| format!("agent/{}", i % 2)),
+        outcome: "success".into(),
+        reason: Some("api_key".into()),
+    }
+}
+
+fn failure(i: usize, time: i64) -> AuditEvent {
+    AuditEvent {
+        id: format!("evt_{i:05}"),
+        time,
+        request_id: format!("req_{i}"),
+        event_type: "auth.failed".into(),
+        account_id: Some("acct_1".into()),
+        credential_id: Some("key_a".into()),
+        source_ip: Some("198.51.100.1".into()),
+        user_agent: None,
+        outcome: "failure".into(),
+        reason: Some("revoked credential".into()),
+    }
+}
+
+/// One writer batch: successes of three credentials over three seconds, with two failures
+/// between them.
+fn batch(start: usize) -> Vec<AuditEvent> {
+    (0..60)
+        .map(|k| {
+            let i = start + k;
+            let time = T0 + (k as i64) / 20;
+            match k {
+                25 | 41 => failure(i, time),
+                _ => success(i, ["key_a", "key_b", "key_c"][k % 3], time),
+            }
+        })
+        .collect()
+}
+
+async fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("dotgit.db")).await.unwrap();
+    (dir, store)
+}
+
+fn ids(events: &[StoredEvent]) -> Vec<String> {
+    events.iter().map(|e| e.event.id.clone()).collect()
+}
+
+async fn all(store: &Store, f: &AuditFilter) -> Vec<StoredEvent> {
+    store.list_audit(f, 100_000).await.unwrap()
+}
+
+#[tokio::test]
+async fn packed_events_read_back_as_the_events_written() {
+    let (dir, store) = store().await;
+    let written = batch(0);
+    store.append_audit(&written).await.unwrap();
+
+    // stored as few rows: 3 credentials × 3 runs between the failures, plus the 2 failures
+    let pool = SqlitePoolOptions::new()
+        .connect_with(
+            SqliteConnectOptions::from_str("sqlite://")
+                .unwrap()
+                .filename(dir.path().join("dotgit.db")),
+        )
+        .await
+        .unwrap();
+    let (rows, packs): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(pack) FROM audit_events")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((rows, packs), (11, 9));
+
+    let listed = all(&store, &AuditFilter::default()).await;
+    assert_eq!(listed.len(), written.len());
+    let mut by_id: Vec<&AuditEvent> = listed.iter().map(|e| &e.event).collect();
+    by_id.sort_by(|a, b| a.id.cmp(&b.id));
+    let expected: Vec<&AuditEvent> = written.iter().collect();
+    assert_eq!(by_id, expected, "every field of every event survives");
+
+    // newest first; each credential's events keep their order; nothing crosses a failure
+    let position = |id: &str| listed.iter().position(|e| e.event.id == id).unwrap();
+    for cred in ["key_a", "key_b", "key_c"] {
+        let mine: Vec<usize> = listed
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.event.credential_id.as_deref() == Some(cred))
+            .map(|(p, _)| p)
+            .collect();
+        let order: Vec<&str> = mine.iter().map(|p| listed[*p].event.id.as_str()).collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(order, sorted, "{cred}: newest first");
+    }
+    for (k, e) in written.iter().enumerate() {
+        for fail in [25usize, 41] {
+            let (f, p) = (position(&written[fail].id), position(&e.id));
+            if k < fail {
+                assert!(p > f, "{} was written before {}", e.id, written[fail].id);
+            } else if k > fail {
+                assert!(p < f, "{} was written after {}", e.id, written[fail].id);
+            }
+        }
+    }
+
+    // export and verification count events, not rows
+    let exported = store.audit_after(0, 1000).await.unwrap();
+    assert_eq!(exported.len(), written.len());
+    assert_eq!(store.verify_audit_chain().await.unwrap(), Ok(60));
+}
+
+#[tokio::test]
+async fn filters_apply_to_each_packed_event() {
+    let (_dir, store) = store().await;
+    let written = batch(0);
+    store.append_audit(&written).await.unwrap();
+    let expect = |pred: &dyn Fn(&AuditEvent) -> bool| -> HashSet<String> {
+        written
+            .iter()
+            .filter(|e| pred(e))
+            .map(|e| e.id.clone())
+            .collect()
+    };
+    let got = |v: Vec<StoredEvent>| -> HashSet<String> { ids(&v).into_iter().collect() };
+
+    // a time range that cuts through the packs (they span T0 … T0+2)
+    let f = AuditFilter {
+        since: Some(T0 + 1),
+        until: Some(T0 + 2),
+        ..AuditFilter::default()
+    };
+    assert_eq!(got(all(&store, &f).await), expect(&|e| e.time == T0 + 1));
+    let f = AuditFilter {
+        credential_id: Some("key_b".into()),
+        since: Some(T0 + 2),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        got(all(&store, &f).await),
+        expect(&|e| e.credential_id.as_deref() == Some("key_b") && e.time >= T0 + 2)
+    );
+    let f = AuditFilter {
+        account_id: Some("acct_2".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        got(all(&store, &f).await),
+        expect(&|e| e.account_id.as_deref() == Some("acct_2"))
+    );
+    let f = AuditFilter {
+        event_type: Some("auth.".into()),
+        outcome: Some("success".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        got(all(&store, &f).await),
+        expect(&|e| e.outcome == "success")
+    );
+    let f = AuditFilter {
+        event_type: Some("auth.failed".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        got(all(&store, &f).await),
+        expect(&|e| e.outcome == "failure")
+    );
+}
+
+#[tokio::test]
+async fn paging_through_packs_is_stable_while_events_arrive() {
+    let (_dir, store) = store().await;
+    let first = batch(0);
+    store.append_audit(&first).await.unwrap();
+    let whole = all(&store, &AuditFilter::default()).await;
+
+    // pages of 7 split packs in the middle; a new batch lands between every two pages
+    let mut paged: Vec<StoredEvent> = Vec::new();
+    let mut before = None;
+    let mut next_batch = 1000;
+    loop {
+        let f = AuditFilter {
+            before,
+            ..AuditFilter::default()
+        };
+        let page = store.list_audit(&f, 7).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 7);
+        let last = page.last().unwrap();
+        before = Some((last.seq, last.index));
+        paged.extend(page);
+        store.append_audit(&batch(next_batch)).await.unwrap();
+        next_batch += 1000;
+    }
+    assert_eq!(ids(&paged), ids(&whole), "no event lost, repeated or moved");
+    assert!(paged.iter().any(|e| e.index > 0), "the pages crossed packs");
+}
+
+#[tokio::test]
+async fn tampering_with_a_pack_is_caught() {
+    let (dir, store) = store().await;
+    store.append_audit(&batch(0)).await.unwrap();
+    store.append_audit(&batch(100)).await.unwrap();
+    assert_eq!(store.verify_audit_chain().await.unwrap(), Ok(120));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::from_str("sqlite://")
+                .unwrap()
+                .filename(dir.path().join("dotgit.db")),
+        )
+        .await
+        .unwrap();
+    let (seq, pack, time_last): (i64, Vec<u8>, i64) = sqlx::query_as(
+        "SELECT seq, pack, time_last FROM audit_events WHERE pack IS NOT NULL ORDER BY seq LIMIT 1 OFFSET 4",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        sqlx::query("UPDATE audit_events SET pack = x'00' WHERE seq = ?")
+            .bind(seq)
+            .execute(&pool)
+            .await
+            .is_err(),
+        "append-only"
+    );
+    sqlx::query("DROP TRIGGER audit_events_no_update")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // another request id inside the pack, same length: the bytes still decode
+    let mut forged = pack.clone();
+    let at = forged
+        .windows(4)
+        .position(|w| w == b"req_")
+        .expect("a request id in the pack");
+    forged[at + 4] = if forged[at + 4] == b'9' { b'8' } else { b'9' };
+    for (column, value) in [
+        (
+            "pack",
+            sqlx::query("UPDATE audit_events SET pack = ? WHERE seq = ?").bind(forged),
+        ),
+        (
+            "time_last",
+            sqlx::query(
+                "UPDATE audit_events SET time_last = time_last + 1, pack = ? WHERE seq = ?",
+            )
+            .bind(pack.clone()),
+        ),
+    ] {
+        value.bind(seq).execute(&pool).await.unwrap();
+        let broken = store.verify_audit_chain().await.unwrap();
+        assert_eq!(broken.map_err(|b| b.seq), Err(seq), "{column}");
+        // restored, the chain holds again
+        sqlx::query("UPDATE audit_events SET pack = ?, time_last = ? WHERE seq = ?")
+            .bind(pack.clone())
+            .bind(time_last)
+            .bind(seq)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.verify_audit_chain().await.unwrap(),
+            Ok(120),
+            "{column}"
+        );
+    }
+    // bytes that no longer decode: reading fails instead of inventing events
+    sqlx::query("UPDATE audit_events SET pack = x'01ff' WHERE seq = ?")
+        .bind(seq)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.verify_audit_chain().await.unwrap().map_err(|b| b.seq),
+        Err(seq)
+    );
+    assert!(store
+        .list_audit(&AuditFilter::default(), 1000)
+        .await
+        .is_err());
+}
