@@ -495,6 +495,23 @@ async fn listing_filters_isolates_accounts_and_pages_stably_under_concurrent_ins
         );
     }
 
+    // a burst lands in one batch of the writer: alice's successes are stored as a pack, and
+    // pages of 7 end inside it
+    futures::future::join_all((0..60).map(|_| s.get("/v1/projects", &ka))).await;
+    let before_burst = total_a;
+    let total_a = loop {
+        let n = s
+            .audit_all()
+            .await
+            .iter()
+            .filter(|e| e.account_id.as_deref() == Some(&a.id))
+            .count();
+        if n >= before_burst + 60 {
+            break n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+
     // page through alice's log in pages of 7 while new events keep arriving
     let s2 = &s;
     let ka2 = ka.clone();
@@ -506,6 +523,7 @@ async fn listing_filters_isolates_accounts_and_pages_stably_under_concurrent_ins
     let reader = async {
         let mut seen: Vec<String> = Vec::new();
         let mut cursor: Option<String> = None;
+        let mut inside_a_pack = false;
         let mut first_page_newest: Option<String> = None;
         loop {
             let q = match &cursor {
@@ -521,10 +539,19 @@ async fn listing_filters_isolates_accounts_and_pages_stably_under_concurrent_ins
                 first_page_newest = seen.first().cloned();
             }
             match r.body["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
+                Some(c) => {
+                    let plain = base64::Engine::decode(
+                        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                        c,
+                    )
+                    .unwrap();
+                    inside_a_pack |= plain.contains(&b'.');
+                    cursor = Some(c.to_owned());
+                }
                 None => break,
             }
         }
+        assert!(inside_a_pack, "some page ended inside a packed row");
         seen
     };
     let (_, seen) = tokio::join!(writer, reader);
