@@ -487,7 +487,8 @@ impl Detector {
 }
 
 /// Starts the batching writer. It drains the queue and exits when every sender is gone or
-/// `shutdown` fires (after writing what was queued).
+/// `shutdown` fires (after writing what was queued). When the queue stays empty for
+/// `AUDIT_SYNC_INTERVAL` after a write, and before it exits, it syncs what it wrote to disk.
 pub fn spawn_writer(
     state: AppState,
     mut rx: mpsc::Receiver<AuditEvent>,
@@ -496,9 +497,15 @@ pub fn spawn_writer(
     tokio::spawn(async move {
         let mut detector = Detector::default();
         let mut buf: Vec<AuditEvent> = Vec::with_capacity(BATCH);
+        let mut unsynced = false;
         loop {
             let n = tokio::select! {
                 n = rx.recv_many(&mut buf, BATCH) => n,
+                _ = tokio::time::sleep(dotgit_store::AUDIT_SYNC_INTERVAL), if unsynced => {
+                    sync(&state).await;
+                    unsynced = false;
+                    continue;
+                }
                 _ = shutdown.changed() => {
                     rx.close();
                     while rx.recv_many(&mut buf, BATCH).await > 0 {
@@ -510,6 +517,7 @@ pub fn spawn_writer(
             if n == 0 {
                 break;
             }
+            unsynced = true;
             if buf.len() < BATCH {
                 // let the batch fill for a moment, then take what came (a shutdown meanwhile is
                 // seen by the `select!` above on the next turn)
@@ -523,7 +531,14 @@ pub fn spawn_writer(
             }
             write_batch(&state, &mut detector, &mut buf).await;
         }
+        sync(&state).await;
     })
+}
+
+async fn sync(state: &AppState) {
+    if let Err(err) = state.store.sync_audit().await {
+        tracing::error!(error = %err, "syncing the audit log to disk failed");
+    }
 }
 
 async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<AuditEvent>) {
@@ -538,11 +553,14 @@ async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<Au
             batch.push(a);
         }
     }
+    let count = batch.len() as u64;
+    let batch = std::sync::Arc::new(batch);
+    let networks = std::sync::Arc::new(std::mem::take(&mut detector.new_networks));
     let mut delay = std::time::Duration::from_millis(50);
     loop {
         match state
             .store
-            .append_audit_with_networks(&batch, &detector.new_networks)
+            .append_audit_with_networks(batch.clone(), networks.clone())
             .await
         {
             Ok(()) => break,
@@ -554,11 +572,10 @@ async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<Au
             }
         }
     }
-    detector.new_networks.clear();
     state
         .metrics
         .audit_events_written
-        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        .fetch_add(count, Ordering::Relaxed);
     state
         .metrics
         .anomalies

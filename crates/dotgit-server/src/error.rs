@@ -205,7 +205,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(field) => {
                 ApiError::invalid_request(format!("{field}: already exists"))
             }
-            StoreError::Corrupt(what) => ApiError::internal(what),
+            StoreError::Internal(what) => ApiError::internal(what),
             other => ApiError::unavailable(other),
         }
     }

@@ -6,7 +6,7 @@
 //! (`dotgit_core::audit::encode_pack`): a position is the row's `seq` and the event's index in
 //! its row (0 for a row of one event). Every read expands packs, so callers see events only.
 
-use crate::{Result, Store};
+use crate::{Result, Store, StoreError};
 use dotgit_core::audit::{
     chain_hash, decode_pack, encode_pack, pack_hash, packable, AuditEvent, GENESIS_HASH,
 };
@@ -98,9 +98,8 @@ impl StoredRow {
                 event: self.head,
             }]);
         };
-        let events = decode_pack(&self.head, self.head.time, pack).ok_or_else(|| {
-            crate::StoreError::Corrupt(format!("audit row {seq}: unreadable pack"))
-        })?;
+        let events = decode_pack(&self.head, self.head.time, pack)
+            .ok_or_else(|| StoreError::Internal(format!("audit row {seq}: unreadable pack")))?;
         Ok(events
             .into_iter()
             .enumerate()
@@ -125,6 +124,32 @@ impl StoredRow {
         }
     }
 }
+
+/// The audit writer's connection, when it last synced its commits to disk, and whether it has
+/// committed since.
+#[derive(Debug)]
+pub(crate) struct AuditWriter {
+    conn: rusqlite::Connection,
+    synced: std::time::Instant,
+    dirty: bool,
+}
+
+impl AuditWriter {
+    /// fsyncs the WAL: every frame committed so far, this connection's and others', is on disk.
+    fn sync(&mut self, db: &std::path::Path) -> Result<()> {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::File::open(&wal)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| StoreError::Internal(format!("syncing the audit log: {e}")))?;
+        self.synced = std::time::Instant::now();
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// How long the audit writer's commits may go without one synced to disk.
+pub const AUDIT_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Rows per INSERT statement: one round trip to SQLite for many rows (13 parameters a row,
 /// well under SQLite's limit of 32,766 parameters).
@@ -178,6 +203,88 @@ fn rows_of(events: &[AuditEvent]) -> Vec<NewRow<'_>> {
     rows
 }
 
+/// The column values of one new row, its chain link computed after `prev` (which it updates).
+struct RowValues<'a> {
+    id: std::borrow::Cow<'a, str>,
+    time: i64,
+    request_id: &'a str,
+    event_type: &'a str,
+    account_id: Option<&'a str>,
+    credential_id: Option<&'a str>,
+    source_ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    outcome: &'a str,
+    reason: Option<&'a str>,
+    hash: String,
+    time_last: Option<i64>,
+    pack: Option<Vec<u8>>,
+}
+
+impl<'a> NewRow<'a> {
+    fn values(&self, prev: &mut String) -> RowValues<'a> {
+        match self {
+            NewRow::One(e) => {
+                *prev = chain_hash(prev, e);
+                RowValues {
+                    id: std::borrow::Cow::Borrowed(&e.id),
+                    time: e.time,
+                    request_id: &e.request_id,
+                    event_type: &e.event_type,
+                    account_id: e.account_id.as_deref(),
+                    credential_id: e.credential_id.as_deref(),
+                    source_ip: e.source_ip.as_deref(),
+                    user_agent: e.user_agent.as_deref(),
+                    outcome: &e.outcome,
+                    reason: e.reason.as_deref(),
+                    hash: prev.clone(),
+                    time_last: None,
+                    pack: None,
+                }
+            }
+            NewRow::Pack(pack) => {
+                let first: &'a AuditEvent = pack[0];
+                let (min, max) = pack.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
+                    (lo.min(e.time), hi.max(e.time))
+                });
+                // the row's own columns: what the events share, the first id, the time range
+                let head = AuditEvent {
+                    id: first.id.clone(),
+                    time: min,
+                    request_id: String::new(),
+                    event_type: first.event_type.clone(),
+                    account_id: first.account_id.clone(),
+                    credential_id: first.credential_id.clone(),
+                    source_ip: None,
+                    user_agent: None,
+                    outcome: first.outcome.clone(),
+                    reason: first.reason.clone(),
+                };
+                let bytes = encode_pack(pack, min);
+                *prev = pack_hash(prev, &head, max, &bytes);
+                RowValues {
+                    id: std::borrow::Cow::Owned(head.id),
+                    time: min,
+                    request_id: "",
+                    event_type: &first.event_type,
+                    account_id: first.account_id.as_deref(),
+                    credential_id: first.credential_id.as_deref(),
+                    source_ip: None,
+                    user_agent: None,
+                    outcome: &first.outcome,
+                    reason: first.reason.as_deref(),
+                    hash: prev.clone(),
+                    time_last: Some(max),
+                    pack: Some(bytes),
+                }
+            }
+        }
+    }
+}
+
+const INSERT: &str = "INSERT INTO audit_events (id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason, hash, time_last, pack) VALUES ";
+
+const LAST_HASH: &str = "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1";
+
 /// Appends events inside an open write transaction, extending the chain.
 pub(crate) async fn append(
     tx: &mut Transaction<'static, Sqlite>,
@@ -186,16 +293,13 @@ pub(crate) async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    let mut prev: String =
-        sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?
-            .unwrap_or_else(|| GENESIS_HASH.to_owned());
+    let mut prev: String = sqlx::query_scalar(LAST_HASH)
+        .fetch_optional(&mut **tx)
+        .await?
+        .unwrap_or_else(|| GENESIS_HASH.to_owned());
     let rows = rows_of(events);
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = String::from(
-            "INSERT INTO audit_events (id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason, hash, time_last, pack) VALUES ",
-        );
+        let mut sql = String::from(INSERT);
         // Anonymous `?` placeholders: SQLite resolves a named/numbered parameter by a linear
         // scan, which made binding quadratic in the row count (a quarter of the server's CPU).
         for i in 0..chunk.len() {
@@ -207,90 +311,148 @@ pub(crate) async fn append(
         }
         let mut q = sqlx::query(&sql);
         for row in chunk {
-            match row {
-                NewRow::One(e) => {
-                    prev = chain_hash(&prev, e);
-                    q = q
-                        .bind(&e.id)
-                        .bind(e.time)
-                        .bind(&e.request_id)
-                        .bind(&e.event_type)
-                        .bind(&e.account_id)
-                        .bind(&e.credential_id)
-                        .bind(&e.source_ip)
-                        .bind(&e.user_agent)
-                        .bind(&e.outcome)
-                        .bind(&e.reason)
-                        .bind(prev.clone())
-                        .bind(None::<i64>)
-                        .bind(None::<Vec<u8>>);
-                }
-                NewRow::Pack(pack) => {
-                    let first = pack[0];
-                    let (min, max) = pack.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
-                        (lo.min(e.time), hi.max(e.time))
-                    });
-                    // the row's own columns: what the events share, the first id, the time range
-                    let head = AuditEvent {
-                        id: first.id.clone(),
-                        time: min,
-                        request_id: String::new(),
-                        source_ip: None,
-                        user_agent: None,
-                        ..first.clone()
-                    };
-                    let bytes = encode_pack(pack, min);
-                    prev = pack_hash(&prev, &head, max, &bytes);
-                    q = q
-                        .bind(head.id)
-                        .bind(head.time)
-                        .bind(head.request_id)
-                        .bind(head.event_type)
-                        .bind(head.account_id)
-                        .bind(head.credential_id)
-                        .bind(None::<String>)
-                        .bind(None::<String>)
-                        .bind(head.outcome)
-                        .bind(head.reason)
-                        .bind(prev.clone())
-                        .bind(Some(max))
-                        .bind(Some(bytes));
-                }
-            }
+            let v = row.values(&mut prev);
+            q = q
+                .bind(v.id.into_owned())
+                .bind(v.time)
+                .bind(v.request_id)
+                .bind(v.event_type)
+                .bind(v.account_id)
+                .bind(v.credential_id)
+                .bind(v.source_ip)
+                .bind(v.user_agent)
+                .bind(v.outcome)
+                .bind(v.reason)
+                .bind(v.hash)
+                .bind(v.time_last)
+                .bind(v.pack);
         }
         q.execute(&mut **tx).await?;
     }
     Ok(())
 }
 
+/// The batching writer's transaction on its own rusqlite connection: the networks its anomaly
+/// rules met for the first time, then the events.
+fn append_batch(
+    conn: &mut rusqlite::Connection,
+    events: &[AuditEvent],
+    networks: &[(String, String, i64)],
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut nets = tx.prepare_cached(
+            "INSERT INTO credential_networks (credential_id, network, first_seen) VALUES (?, ?, ?)
+             ON CONFLICT (credential_id, network) DO NOTHING",
+        )?;
+        for (credential_id, network, first_seen) in networks {
+            nets.execute(rusqlite::params![credential_id, network, first_seen])?;
+        }
+        let mut prev: String = {
+            use rusqlite::OptionalExtension;
+            tx.prepare_cached(LAST_HASH)?
+                .query_row([], |r| r.get(0))
+                .optional()?
+                .unwrap_or_else(|| GENESIS_HASH.to_owned())
+        };
+        let mut insert = tx.prepare_cached(&format!("{INSERT}(?,?,?,?,?,?,?,?,?,?,?,?,?)"))?;
+        for row in rows_of(events) {
+            let v = row.values(&mut prev);
+            insert.execute(rusqlite::params![
+                v.id.as_ref(),
+                v.time,
+                v.request_id,
+                v.event_type,
+                v.account_id,
+                v.credential_id,
+                v.source_ip,
+                v.user_agent,
+                v.outcome,
+                v.reason,
+                v.hash,
+                v.time_last,
+                v.pack,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
 impl Store {
     /// Appends a batch of events in one transaction.
     pub async fn append_audit(&self, events: &[AuditEvent]) -> Result<()> {
-        self.append_audit_with_networks(events, &[]).await
+        self.append_audit_with_networks(
+            std::sync::Arc::new(events.to_vec()),
+            std::sync::Arc::new(Vec::new()),
+        )
+        .await
     }
 
     /// The batching writer's call: a batch of events and the networks (credential, network,
     /// first seen) its anomaly rules met for the first time, in one transaction.
+    ///
+    /// The transaction runs on a rusqlite connection of the writer's own, in one blocking call:
+    /// through sqlx, each of its statements was a hand-off to sqlx's connection thread and back,
+    /// and those thread switches cost more than the rows. It holds the pool's single writer
+    /// connection meanwhile, so it never contends with the other writes for SQLite's write lock.
+    ///
+    /// Durability (docs/audit.md): the commit reaches the operating system before this returns,
+    /// so a crash of the process loses nothing committed; it reaches the disk when the WAL is
+    /// next synced — by this writer at least every [`AUDIT_SYNC_INTERVAL`] while it writes and
+    /// by [`Store::sync_audit`] when it pauses, or by any class A/B commit — so a power loss can
+    /// also take up to about that long of per-request events.
     pub async fn append_audit_with_networks(
         &self,
-        events: &[AuditEvent],
-        networks: &[(String, String, i64)],
+        events: std::sync::Arc<Vec<AuditEvent>>,
+        networks: std::sync::Arc<Vec<(String, String, i64)>>,
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        for (credential_id, network, first_seen) in networks {
-            sqlx::query(
-                "INSERT INTO credential_networks (credential_id, network, first_seen) VALUES (?, ?, ?)
-                 ON CONFLICT (credential_id, network) DO NOTHING",
-            )
-            .bind(credential_id)
-            .bind(network)
-            .bind(first_seen)
-            .execute(&mut *tx)
-            .await?;
-        }
-        append(&mut tx, events).await?;
-        tx.commit().await?;
-        Ok(())
+        let writer = self.write.acquire().await?;
+        let (path, slot) = (self.path.clone(), self.audit_writer.clone());
+        let done = tokio::task::spawn_blocking(move || -> Result<()> {
+            let mut slot = slot
+                .lock()
+                .map_err(|_| StoreError::Internal("audit writer lock poisoned".into()))?;
+            let w = match slot.as_mut() {
+                Some(w) => w,
+                None => slot.insert(AuditWriter {
+                    conn: crate::hot::open_writer(&path).map_err(StoreError::Hot)?,
+                    synced: std::time::Instant::now(),
+                    dirty: false,
+                }),
+            };
+            let r = append_batch(&mut w.conn, &events, &networks);
+            if r.is_err() {
+                // a broken connection is not reused
+                *slot = None;
+                return r.map_err(StoreError::Hot);
+            }
+            w.dirty = true;
+            if w.synced.elapsed() >= AUDIT_SYNC_INTERVAL {
+                w.sync(&path)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("audit writer task failed: {e}")))?;
+        drop(writer);
+        done
+    }
+
+    /// Syncs to disk what the audit writer committed since it last did (the writer calls this
+    /// when traffic pauses, and before it stops).
+    pub async fn sync_audit(&self) -> Result<()> {
+        let (path, slot) = (self.path.clone(), self.audit_writer.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let mut slot = slot
+                .lock()
+                .map_err(|_| StoreError::Internal("audit writer lock poisoned".into()))?;
+            match slot.as_mut() {
+                Some(w) if w.dirty => w.sync(&path),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("audit sync task failed: {e}")))?
     }
 
     /// What the anomaly rules need to know of credentials they meet for the first time since

@@ -32,6 +32,23 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
+/// A read-write connection for the audit writer, foreign keys on. Its commits are not synced to
+/// disk one by one (`synchronous=NORMAL`): the writer syncs the WAL at least once a second while
+/// it writes and when it pauses (see `append_audit_with_networks`), and every synced commit of
+/// the pool's writer (all class A/B changes) syncs the WAL they share, audit frames included.
+pub(crate) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(Duration::from_secs(5))?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.pragma_update(None, "foreign_keys", true)?;
+    c.pragma_update(None, "cache_size", -65536)?;
+    c.set_prepared_statement_cache_capacity(8);
+    Ok(c)
+}
+
 /// Runs `f` on this thread's connection to `path`.
 pub(crate) fn with<T>(
     path: &Path,
@@ -107,6 +124,17 @@ pub(crate) fn api_key_by_hash(
         )?;
         st.query_row([hash_hex], |r| Ok((api_key(r)?, account(r, 12)?)))
             .optional()
+    })
+}
+
+/// An account by id.
+pub(crate) fn account_by_id(path: &Path, id: &str) -> Result<Option<AccountRow>> {
+    with(path, |c| {
+        let mut st = c.prepare_cached(&format!(
+            "SELECT {} FROM accounts WHERE id = ?1",
+            crate::ACCOUNT_COLS
+        ))?;
+        st.query_row([id], |r| account(r, 0)).optional()
     })
 }
 

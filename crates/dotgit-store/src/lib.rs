@@ -13,7 +13,7 @@ mod hot;
 mod oauth;
 mod rows;
 
-pub use audit::{AuditFilter, ChainBreak, StoredEvent};
+pub use audit::{AuditFilter, ChainBreak, StoredEvent, AUDIT_SYNC_INTERVAL};
 pub use oauth::*;
 pub use rows::*;
 
@@ -42,9 +42,10 @@ pub enum StoreError {
     /// A read on the request path's own connection failed: fail closed (503).
     #[error("storage unavailable: {0}")]
     Hot(#[source] rusqlite::Error),
-    /// Stored data this version cannot read (an audit pack whose bytes were altered).
-    #[error("unreadable stored data: {0}")]
-    Corrupt(String),
+    /// Stored data this version cannot read (an audit pack whose bytes were altered), or a
+    /// storage task that failed.
+    #[error("internal storage error: {0}")]
+    Internal(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -67,6 +68,8 @@ pub struct Store {
     write: SqlitePool,
     /// The database file, for the request path's own connections (`hot`).
     path: std::path::PathBuf,
+    /// The audit writer's own connection (opened on first use; see `append_audit_with_networks`).
+    audit_writer: std::sync::Arc<std::sync::Mutex<Option<audit::AuditWriter>>>,
 }
 
 pub(crate) const ACCOUNT_COLS: &str =
@@ -85,14 +88,18 @@ impl Store {
             .busy_timeout(Duration::from_secs(5))
             // 64 MiB of page cache per connection: the audit log's indexes stay in memory
             .pragma("cache_size", "-65536");
+        // no ping before handing out a connection: it is a local file, and the ping was one more
+        // hand-off to sqlx's connection thread per transaction
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts.read_only(true))
             .await?;
@@ -100,6 +107,7 @@ impl Store {
             read,
             write,
             path: path.to_owned(),
+            audit_writer: Default::default(),
         })
     }
 
@@ -107,6 +115,9 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+        if let Ok(mut c) = self.audit_writer.lock() {
+            *c = None;
+        }
     }
 
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
@@ -158,12 +169,11 @@ impl Store {
     }
 
     /// The account with this id.
+    /// (A point read on the calling thread, ADR 0012: client authentication at the token and
+    /// introspection endpoints asks for it on every request.)
     pub async fn account_by_id(&self, id: &str) -> Result<Option<AccountRow>> {
-        let q = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
-        Ok(sqlx::query_as::<_, AccountRow>(&q)
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?)
+        self.hot_open()?;
+        crate::hot::account_by_id(&self.path, id)
     }
 
     /// Every account, by username.
