@@ -305,6 +305,17 @@ pub fn owner_may(_plan: Plan) -> ScopeSet {
     ScopeSet::all()
 }
 
+/// An opaque credential's verification through the cache, without recording a decision (the
+/// introspection endpoint answers `active` from it).
+pub(crate) async fn opaque_credential(
+    state: &AppState,
+    kind: CredentialKind,
+    hash: &SecretHash,
+    now: i64,
+) -> Result<Result<Arc<CachedCredential>, Refused>, ApiError> {
+    verify_opaque(state, kind, hash, now).await
+}
+
 async fn verify_opaque(
     state: &AppState,
     kind: CredentialKind,
@@ -435,6 +446,7 @@ async fn verify_jwt(
         created_at: v.iat,
         ips: v.ips,
         rotation_due_at: Some(entry.rotation_due_at),
+        client_id: None,
     });
     if !entry.single_use {
         state.cache.fill(&hash, generation, cred.clone());
@@ -520,6 +532,7 @@ async fn load_api_key(
         created_at: key.created_at,
         ips: None,
         rotation_due_at: Some(rotation_due_at),
+        client_id: None,
     }))
 }
 
@@ -555,6 +568,7 @@ async fn load_access_token(
         created_at: tok.created_at,
         ips: None,
         rotation_due_at: None,
+        client_id: Some(tok.client_id),
     }))
 }
 

@@ -42,6 +42,17 @@ pub struct CachedCredential {
     pub ips: Option<Vec<Cidr>>,
     /// When the credential (or the key that signs it) passes its account's rotation policy.
     pub rotation_due_at: Option<i64>,
+    /// The OAuth client an access token was issued to (introspection answers only it).
+    pub client_id: Option<String>,
+}
+
+/// A registered OAuth client as client authentication needs it, cached per client id.
+#[derive(Debug)]
+pub struct CachedClient {
+    /// The app (its secret only as a hash).
+    pub app: Arc<dotgit_store::OAuthAppRow>,
+    /// When its secret stops working under an enforced rotation policy of its account.
+    pub secret_refused_from: Option<i64>,
 }
 
 /// A registered JWT key with its owner, parsed once and cached per (account, kid).
@@ -81,6 +92,7 @@ pub struct VerifyCache {
     enabled: bool,
     map: moka::sync::Cache<[u8; 32], Arc<CachedCredential>>,
     jwt_keys: moka::sync::Cache<String, Arc<JwtKeyEntry>>,
+    clients: moka::sync::Cache<String, Arc<CachedClient>>,
     generation: RwLock<u64>,
 }
 
@@ -101,6 +113,10 @@ impl VerifyCache {
                 .time_to_live(Duration::from_secs(600))
                 .build(),
             jwt_keys: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+            clients: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
@@ -143,12 +159,27 @@ impl VerifyCache {
         }
     }
 
-    /// Drops everything (after any revocation, rotation, key deletion or suspension).
+    /// A cached OAuth client.
+    pub fn client(&self, client_id: &str) -> Option<Arc<CachedClient>> {
+        self.clients.get(client_id)
+    }
+
+    /// Caches an OAuth client read at generation `seen`, unless something changed since.
+    pub fn fill_client(&self, seen: u64, v: Arc<CachedClient>) {
+        let g = self.generation.read();
+        if self.enabled && *g == seen {
+            self.clients.insert(v.app.client_id.clone(), v);
+        }
+    }
+
+    /// Drops everything (after any revocation, rotation, key deletion, secret change or
+    /// suspension).
     pub fn invalidate_all(&self) {
         let mut g = self.generation.write();
         *g += 1;
         self.map.invalidate_all();
         self.jwt_keys.invalidate_all();
+        self.clients.invalidate_all();
     }
 }
 
@@ -172,6 +203,7 @@ mod tests {
             created_at: 0,
             ips: None,
             rotation_due_at: None,
+            client_id: None,
         })
     }
 

@@ -296,6 +296,8 @@ impl Store {
         .await?
         .rows_affected();
         if n == 1 {
+            // cached client authentications (every node) forget the old secret
+            crate::invalidate(&mut tx, "oauth_app", client_id, now).await?;
             crate::audit::append(&mut tx, std::slice::from_ref(event)).await?;
         }
         tx.commit().await?;

@@ -367,9 +367,9 @@ pub async fn rotate_secret(
     ApiPath(client_id): ApiPath<String>,
 ) -> Result<Json<AppOut>, ApiError> {
     let now = s.now();
-    let (app, secret) = rotate_app_secret(&s.store, now, &p.account_id, &client_id, &actor)
-        .await?
-        .ok_or_else(|| ApiError::not_found("The confidential OAuth app"))?;
+    let rotated = rotate_app_secret(&s.store, now, &p.account_id, &client_id, &actor).await?;
+    s.invalidate_local();
+    let (app, secret) = rotated.ok_or_else(|| ApiError::not_found("The confidential OAuth app"))?;
     let policy = (policy_days(&s.store, &p.account_id).await?, now);
     Ok(Json(app_out(&app, Some(&secret), policy)))
 }

@@ -55,7 +55,7 @@ pub fn valid_s256_challenge(s: &str) -> bool {
 #[derive(Debug)]
 pub struct Client {
     /// The app.
-    pub app: OAuthAppRow,
+    pub app: std::sync::Arc<OAuthAppRow>,
 }
 
 /// Decodes one `application/x-www-form-urlencoded` component (RFC 6749 §2.3.1 asks clients to
@@ -210,9 +210,33 @@ async fn client_of(
     if client_id.len() > 128 {
         return Err(fail("Client authentication failed.", "client_id too long"));
     }
-    let Some(app) = state.store.oauth_app(client_id).await? else {
-        return Err(fail("Client authentication failed.", "unknown client_id"));
+    // the app and its account's rotation policy, from the verification cache (dropped on any
+    // secret rotation, app deletion or policy change) or the store
+    let cached = match state.cache.client(client_id) {
+        Some(c) => c,
+        None => {
+            let generation = state.cache.generation();
+            let Some(app) = state.store.oauth_app(client_id).await? else {
+                return Err(fail("Client authentication failed.", "unknown client_id"));
+            };
+            let mut secret_refused_from = None;
+            if app.confidential {
+                // an account that enforces its rotation policy also ages client secrets out
+                if let Some(acct) = state.store.account_by_id(&app.account_id).await? {
+                    if acct.rotation_policy_enforce {
+                        secret_refused_from = apps::secret_due_at(&app, acct.rotation_policy_days);
+                    }
+                }
+            }
+            let c = std::sync::Arc::new(crate::cache::CachedClient {
+                app: std::sync::Arc::new(app),
+                secret_refused_from,
+            });
+            state.cache.fill_client(generation, c.clone());
+            c
+        }
     };
+    let app = &cached.app;
     match (app.confidential, secret, &app.secret_hash) {
         (true, Some(secret), Some(stored)) => {
             let presented = SecretHash::of(secret).to_hex();
@@ -234,19 +258,13 @@ async fn client_of(
         }
         (false, None, _) => {}
     }
-    if app.confidential {
-        // an account that enforces its rotation policy also ages client secrets out
-        if let Some(acct) = state.store.account_by_id(&app.account_id).await? {
-            let due = apps::secret_due_at(&app, acct.rotation_policy_days);
-            if acct.rotation_policy_enforce && due.is_some_and(|d| now >= d) {
-                return Err(fail(
-                    "Client authentication failed: the client secret is older than the account's rotation policy; rotate it.",
-                    "client secret past the rotation policy",
-                ));
-            }
-        }
+    if cached.secret_refused_from.is_some_and(|d| now >= d) {
+        return Err(fail(
+            "Client authentication failed: the client secret is older than the account's rotation policy; rotate it.",
+            "client secret past the rotation policy",
+        ));
     }
-    Ok(Client { app })
+    Ok(Client { app: app.clone() })
 }
 
 #[cfg(test)]

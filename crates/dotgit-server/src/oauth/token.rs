@@ -450,6 +450,36 @@ pub async fn introspect(
     else {
         return inactive();
     };
+    let now = s.now();
+    if kind == CredentialKind::OAuthAccess {
+        // an access token is answered from the verification cache, like its use as a bearer
+        // credential: a revocation, a revoked family or a suspension clears it at once
+        let cred = match crate::auth::opaque_credential(&s, kind, &h, now)
+            .await
+            .map_err(ApiError::oauth)?
+        {
+            Ok(c) => c,
+            Err(_) => return inactive(),
+        };
+        if cred.client_id.as_deref() != Some(client.app.client_id.as_str())
+            || cred.status == AccountStatus::Suspended
+        {
+            return inactive();
+        }
+        return Ok(Json(IntrospectResponse {
+            active: true,
+            scope: cred.scopes.to_space_separated(),
+            client_id: client.app.client_id.clone(),
+            username: cred.username.clone(),
+            token_type: "Bearer".to_owned(),
+            exp: cred.expires_at.unwrap_or(0),
+            iat: cred.created_at,
+            sub: cred.account_id.clone(),
+            aud: s.public_url.clone(),
+            iss: s.public_url.clone(),
+        })
+        .into_response());
+    }
     let Some((tok, grant, acct)) = s
         .store
         .oauth_token_by_hash(&h.to_hex())
@@ -458,7 +488,6 @@ pub async fn introspect(
     else {
         return inactive();
     };
-    let now = s.now();
     let active = tok.client_id == client.app.client_id
         && tok.revoked_at.is_none()
         && grant.revoked_at.is_none()
@@ -477,11 +506,7 @@ pub async fn introspect(
         scope: scope.to_space_separated(),
         client_id: tok.client_id,
         username: acct.username,
-        token_type: if kind == CredentialKind::OAuthAccess {
-            "Bearer".to_owned()
-        } else {
-            "refresh_token".to_owned()
-        },
+        token_type: "refresh_token".to_owned(),
         exp: tok.expires_at,
         iat: tok.created_at,
         sub: acct.id,

@@ -767,3 +767,52 @@ async fn the_granted_scope_is_requested_and_allowed_and_nothing_else() {
         .await;
     assert_eq!(location_params(&r)["error"], "invalid_request");
 }
+
+#[tokio::test]
+async fn cached_introspection_forgets_a_rotated_client_secret_and_a_suspension_at_once() {
+    let w = world().await;
+    let (s, app) = (&w.s, &w.app);
+    let (code, verifier) = code_for(&w.browser, app, "repo:read").await;
+    let (access, _rt) = tokens(&exchange(s, app, &code, &verifier).await);
+    // the second answer comes from the caches (client and token)
+    for _ in 0..2 {
+        assert_eq!(introspect(s, app, &access).await.body["active"], true);
+    }
+    let r = s
+        .post(
+            &format!("/v1/oauth/apps/{}/rotate-secret", app.client_id),
+            &w.alice_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rotated = App {
+        secret: Some(r.body["client_secret"].as_str().unwrap().to_owned()),
+        ..app.clone()
+    };
+    let r = introspect(s, app, &access).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "invalid_client"),
+        "the old secret stops at once"
+    );
+    assert_eq!(introspect(s, &rotated, &access).await.body["active"], true);
+    assert_eq!(introspect(s, &rotated, &access).await.body["active"], true);
+    // the token's owner is suspended: inactive at once, though it was just answered from cache
+    let op = s
+        .account_with("root", dotgit_core::Plan::Enterprise, true)
+        .await;
+    let opkey = s.key(&op, &["keys:write"]).await;
+    let r = s
+        .post(
+            &format!("/v1/admin/accounts/{}/suspend", w.bob.username),
+            &opkey,
+            json!({"reason": "fraud"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        introspect(s, &rotated, &access).await.body,
+        json!({"active": false})
+    );
+}

@@ -292,7 +292,9 @@ pub async fn rotate_confirm(Path(client_id): Path<String>, d: Dash) -> Response 
 /// `POST /settings/oauth-apps/{client_id}/rotate-secret`: a new client secret, shown once.
 pub async fn rotate(Path(client_id): Path<String>, DashForm { dash: d, .. }: DashForm) -> Response {
     let s = &d.state;
-    match rotate_app_secret(&s.store, d.now(), d.account_id(), &client_id, &d.actor).await {
+    let rotated = rotate_app_secret(&s.store, d.now(), d.account_id(), &client_id, &d.actor).await;
+    s.invalidate_local();
+    match rotated {
         Ok(Some((row, secret))) => {
             show(
                 &d,
