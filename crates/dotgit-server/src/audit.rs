@@ -96,16 +96,34 @@ impl Actor {
         &self,
         now: i64,
     ) -> impl Fn(&str, &str, &str, String) -> AuditEvent + Send + Sync + '_ {
-        move |t, account, credential, reason| {
-            self.event(
-                now,
-                t,
-                Some(account),
-                (!credential.is_empty()).then_some(credential),
-                dotgit_core::audit::outcome_of(t),
-                Some(reason),
-            )
-        }
+        move |t, account, credential, reason| self.oauth_event(now, t, account, credential, reason)
+    }
+
+    /// [`Actor::oauth_audit`] owning its actor, for work that outlives the request (the refresh
+    /// writer).
+    pub fn into_oauth_audit(
+        self,
+        now: i64,
+    ) -> impl Fn(&str, &str, &str, String) -> AuditEvent + Send + Sync + 'static {
+        move |t, account, credential, reason| self.oauth_event(now, t, account, credential, reason)
+    }
+
+    fn oauth_event(
+        &self,
+        now: i64,
+        t: &str,
+        account: &str,
+        credential: &str,
+        reason: String,
+    ) -> AuditEvent {
+        self.event(
+            now,
+            t,
+            Some(account),
+            (!credential.is_empty()).then_some(credential),
+            dotgit_core::audit::outcome_of(t),
+            Some(reason),
+        )
     }
 
     /// " by <credential>" for reasons, when a credential acted.

@@ -332,6 +332,39 @@ pub(crate) async fn append(
     Ok(())
 }
 
+/// Appends events inside an open rusqlite transaction, extending the chain.
+pub(crate) fn append_rs(tx: &rusqlite::Connection, events: &[AuditEvent]) -> rusqlite::Result<()> {
+    use rusqlite::OptionalExtension;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut prev: String = tx
+        .prepare_cached(LAST_HASH)?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .unwrap_or_else(|| GENESIS_HASH.to_owned());
+    let mut insert = tx.prepare_cached(&format!("{INSERT}(?,?,?,?,?,?,?,?,?,?,?,?,?)"))?;
+    for row in rows_of(events) {
+        let v = row.values(&mut prev);
+        insert.execute(rusqlite::params![
+            v.id.as_ref(),
+            v.time,
+            v.request_id,
+            v.event_type,
+            v.account_id,
+            v.credential_id,
+            v.source_ip,
+            v.user_agent,
+            v.outcome,
+            v.reason,
+            v.hash,
+            v.time_last,
+            v.pack,
+        ])?;
+    }
+    Ok(())
+}
+
 /// The batching writer's transaction on its own rusqlite connection: the networks its anomaly
 /// rules met for the first time, then the events.
 fn append_batch(
@@ -348,33 +381,8 @@ fn append_batch(
         for (credential_id, network, first_seen) in networks {
             nets.execute(rusqlite::params![credential_id, network, first_seen])?;
         }
-        let mut prev: String = {
-            use rusqlite::OptionalExtension;
-            tx.prepare_cached(LAST_HASH)?
-                .query_row([], |r| r.get(0))
-                .optional()?
-                .unwrap_or_else(|| GENESIS_HASH.to_owned())
-        };
-        let mut insert = tx.prepare_cached(&format!("{INSERT}(?,?,?,?,?,?,?,?,?,?,?,?,?)"))?;
-        for row in rows_of(events) {
-            let v = row.values(&mut prev);
-            insert.execute(rusqlite::params![
-                v.id.as_ref(),
-                v.time,
-                v.request_id,
-                v.event_type,
-                v.account_id,
-                v.credential_id,
-                v.source_ip,
-                v.user_agent,
-                v.outcome,
-                v.reason,
-                v.hash,
-                v.time_last,
-                v.pack,
-            ])?;
-        }
     }
+    append_rs(&tx, events)?;
     tx.commit()
 }
 
@@ -415,7 +423,7 @@ impl Store {
             let w = match slot.as_mut() {
                 Some(w) => w,
                 None => slot.insert(AuditWriter {
-                    conn: crate::hot::open_writer(&path).map_err(StoreError::Hot)?,
+                    conn: crate::hot::open_writer(&path, "NORMAL").map_err(StoreError::Hot)?,
                     synced: std::time::Instant::now(),
                     dirty: false,
                 }),

@@ -32,19 +32,23 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
-/// A read-write connection for the audit writer, foreign keys on. Its commits are not synced to
-/// disk one by one (`synchronous=NORMAL`): the writer syncs the WAL at least once a second while
-/// it writes and when it pauses (see `append_audit_with_networks`), and every synced commit of
-/// the pool's writer (all class A/B changes) syncs the WAL they share, audit frames included.
-pub(crate) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+/// A read-write connection of its own for a batching writer, foreign keys on. The audit writer
+/// opens it with `synchronous=NORMAL`: its commits are not synced to disk one by one, it syncs
+/// the WAL at least once a second while it writes and when it pauses (see
+/// `append_audit_with_networks`), and every synced commit of the other writers (all class A/B
+/// changes, `synchronous=FULL`) syncs the WAL they share, audit frames included. The refresh
+/// writer opens it with `FULL`.
+pub(crate) fn open_writer(path: &Path, synchronous: &str) -> rusqlite::Result<Connection> {
     let c = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     c.busy_timeout(Duration::from_secs(5))?;
-    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.pragma_update(None, "synchronous", synchronous)?;
     c.pragma_update(None, "foreign_keys", true)?;
-    c.pragma_update(None, "cache_size", -65536)?;
+    // a small page cache: a writer touches recent pages, and SQLite walks the cache's whole hash
+    // table at the end of every write transaction (with 64 MiB, a quarter of a refresh's cost)
+    c.pragma_update(None, "cache_size", -4096)?;
     c.set_prepared_statement_cache_capacity(8);
     Ok(c)
 }
@@ -169,50 +173,58 @@ pub(crate) fn oauth_token_by_hash(
     path: &Path,
     token_hash: &str,
 ) -> Result<Option<(crate::OAuthTokenRow, crate::OAuthGrantRow, AccountRow)>> {
-    with(path, |c| {
-        let mut st = c.prepare_cached(
-            "SELECT t.id, t.token_hash, t.kind, t.grant_id, t.account_id, t.client_id, t.scope,
-                    t.created_at, t.expires_at, t.revoked_at, t.used_at, t.replaced_by,
-                    g.id, g.authorization_id, g.account_id, g.client_id, g.scope, g.created_at,
-                    g.refresh_expires_at, g.revoked_at, g.revoked_reason,
-                    a.id, a.username, a.password_hash, a.plan, a.is_operator, a.status,
-                    a.status_reason, a.created_at, a.anomaly_auto_revoke, a.rotation_policy_days,
-                    a.rotation_policy_enforce
-             FROM oauth_tokens t
-             JOIN oauth_grants g ON g.id = t.grant_id
-             JOIN accounts a ON a.id = t.account_id
-             WHERE t.token_hash = ?1",
-        )?;
-        st.query_row([token_hash], |r| {
-            Ok((
-                crate::OAuthTokenRow {
-                    id: r.get(0)?,
-                    token_hash: r.get(1)?,
-                    kind: r.get(2)?,
-                    grant_id: r.get(3)?,
-                    account_id: r.get(4)?,
-                    client_id: r.get(5)?,
-                    scope: r.get(6)?,
-                    created_at: r.get(7)?,
-                    expires_at: r.get(8)?,
-                    revoked_at: r.get(9)?,
-                    used_at: r.get(10)?,
-                    replaced_by: r.get(11)?,
-                },
-                crate::OAuthGrantRow {
-                    id: r.get(12)?,
-                    authorization_id: r.get(13)?,
-                    account_id: r.get(14)?,
-                    client_id: r.get(15)?,
-                    scope: r.get(16)?,
-                    created_at: r.get(17)?,
-                    refresh_expires_at: r.get(18)?,
-                    revoked_at: r.get(19)?,
-                    revoked_reason: r.get(20)?,
-                },
-                account(r, 21)?,
-            ))
-        })
-        .optional()
+    with(path, |c| token_grant_account(c, token_hash))
+}
+
+/// The statement behind [`oauth_token_by_hash`], on any connection (the refresh writer runs it
+/// inside its transaction).
+#[allow(clippy::type_complexity)]
+pub(crate) fn token_grant_account(
+    c: &Connection,
+    token_hash: &str,
+) -> rusqlite::Result<Option<(crate::OAuthTokenRow, crate::OAuthGrantRow, AccountRow)>> {
+    let mut st = c.prepare_cached(
+        "SELECT t.id, t.token_hash, t.kind, t.grant_id, t.account_id, t.client_id, t.scope,
+                t.created_at, t.expires_at, t.revoked_at, t.used_at, t.replaced_by,
+                g.id, g.authorization_id, g.account_id, g.client_id, g.scope, g.created_at,
+                g.refresh_expires_at, g.revoked_at, g.revoked_reason,
+                a.id, a.username, a.password_hash, a.plan, a.is_operator, a.status,
+                a.status_reason, a.created_at, a.anomaly_auto_revoke, a.rotation_policy_days,
+                a.rotation_policy_enforce
+         FROM oauth_tokens t
+         JOIN oauth_grants g ON g.id = t.grant_id
+         JOIN accounts a ON a.id = t.account_id
+         WHERE t.token_hash = ?1",
+    )?;
+    st.query_row([token_hash], |r| {
+        Ok((
+            crate::OAuthTokenRow {
+                id: r.get(0)?,
+                token_hash: r.get(1)?,
+                kind: r.get(2)?,
+                grant_id: r.get(3)?,
+                account_id: r.get(4)?,
+                client_id: r.get(5)?,
+                scope: r.get(6)?,
+                created_at: r.get(7)?,
+                expires_at: r.get(8)?,
+                revoked_at: r.get(9)?,
+                used_at: r.get(10)?,
+                replaced_by: r.get(11)?,
+            },
+            crate::OAuthGrantRow {
+                id: r.get(12)?,
+                authorization_id: r.get(13)?,
+                account_id: r.get(14)?,
+                client_id: r.get(15)?,
+                scope: r.get(16)?,
+                created_at: r.get(17)?,
+                refresh_expires_at: r.get(18)?,
+                revoked_at: r.get(19)?,
+                revoked_reason: r.get(20)?,
+            },
+            account(r, 21)?,
+        ))
     })
+    .optional()
 }

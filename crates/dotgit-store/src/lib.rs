@@ -11,6 +11,7 @@
 mod audit;
 mod hot;
 mod oauth;
+mod refresh;
 mod rows;
 
 pub use audit::{AuditFilter, ChainBreak, StoredEvent, AUDIT_SYNC_INTERVAL};
@@ -70,6 +71,8 @@ pub struct Store {
     path: std::path::PathBuf,
     /// The audit writer's own connection (opened on first use; see `append_audit_with_networks`).
     audit_writer: std::sync::Arc<std::sync::Mutex<Option<audit::AuditWriter>>>,
+    /// The refresh writer's queue (started on first use; see `rotate_refresh`).
+    refresh: std::sync::Arc<std::sync::OnceLock<refresh::Queue>>,
 }
 
 pub(crate) const ACCOUNT_COLS: &str =
@@ -108,6 +111,7 @@ impl Store {
             write,
             path: path.to_owned(),
             audit_writer: Default::default(),
+            refresh: Default::default(),
         })
     }
 

@@ -199,8 +199,8 @@ pub enum Rotated<R> {
     Reused,
     /// The caller's check refused it; nothing was written.
     Refused(R),
-    /// Tokens issued.
-    Issued,
+    /// Tokens issued (as the check made them).
+    Issued(Box<IssuedTokens>),
 }
 
 /// Outcome of a client's revocation request (RFC 7009).
@@ -218,7 +218,7 @@ const APP_COLS: &str =
     "client_id, account_id, name, redirect_uris, confidential, secret_hash, allowed_scopes, created_at, secret_created_at";
 const CODE_COLS: &str = "code_hash, authorization_id, account_id, client_id, redirect_uri, code_challenge, scope, created_at, expires_at, used_at, grant_id";
 const GRANT_COLS: &str = "id, authorization_id, account_id, client_id, scope, created_at, refresh_expires_at, revoked_at, revoked_reason";
-const TOKEN_COLS: &str = "id, token_hash, kind, grant_id, account_id, client_id, scope, created_at, expires_at, revoked_at, used_at, replaced_by";
+pub(crate) const TOKEN_COLS: &str = "id, token_hash, kind, grant_id, account_id, client_id, scope, created_at, expires_at, revoked_at, used_at, replaced_by";
 const SESSION_COLS: &str =
     "id_hash, account_id, created_at, last_seen_at, expires_at, idle_expires_at";
 
@@ -497,96 +497,51 @@ impl Store {
     /// Rotates a refresh token (class A) in one transaction. A token already rotated is reuse:
     /// its whole family is revoked and `Reused` returned (RFC 9700 §4.14.2). Otherwise `check`
     /// decides on the token, its grant and account; on `Ok` the token is consumed (exactly one
-    /// winner) and its successors inserted.
-    pub async fn rotate_refresh<R>(
+    /// winner) and its successors inserted. Runs on the group-committing refresh writer
+    /// (`refresh.rs`, ADR 0015): the answer comes once the commit is on disk, and a caller that
+    /// stops waiting does not stop the rotation.
+    pub async fn rotate_refresh<R: Send + 'static>(
         &self,
         token_hash: &str,
         now: i64,
         check: impl FnOnce(
-            &OAuthTokenRow,
-            &OAuthGrantRow,
-            &AccountRow,
-        ) -> std::result::Result<IssuedTokens, R>,
-        ev: OAuthAudit<'_>,
+                &OAuthTokenRow,
+                &OAuthGrantRow,
+                &AccountRow,
+            ) -> std::result::Result<IssuedTokens, R>
+            + Send
+            + 'static,
+        ev: impl Fn(&str, &str, &str, String) -> AuditEvent + Send + Sync + 'static,
     ) -> Result<Rotated<R>> {
-        let mut tx = self.begin_write().await?;
-        let q = format!(
-            "SELECT {TOKEN_COLS} FROM oauth_tokens WHERE token_hash = $1 AND kind = 'refresh'"
-        );
-        let Some(tok) = sqlx::query_as::<_, OAuthTokenRow>(&q)
-            .bind(token_hash)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(Rotated::Unknown);
+        self.hot_open()?;
+        let queue = self
+            .refresh
+            .get_or_init(|| crate::refresh::spawn(self.write.clone(), self.path.clone()));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let work = crate::refresh::Work {
+            token_hash: token_hash.to_owned(),
+            now,
+            check: Box::new(move |t, g, a| {
+                check(t, g, a).map_err(|r| Box::new(r) as Box<dyn std::any::Any + Send>)
+            }),
+            events: Box::new(ev),
         };
-        let q = format!("SELECT {GRANT_COLS} FROM oauth_grants WHERE id = $1");
-        let Some(grant) = sqlx::query_as::<_, OAuthGrantRow>(&q)
-            .bind(&tok.grant_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(Rotated::Unknown);
-        };
-        if tok.revoked_at.is_some() || grant.revoked_at.is_some() {
-            return Ok(Rotated::Inactive);
-        }
-        if tok.used_at.is_some() {
-            revoke_family(&mut tx, &grant.id, "refresh token reused", now).await?;
-            let reason = format!(
-                "app {}: a rotated refresh token was presented again; the whole grant is revoked",
-                grant.client_id
-            );
-            let events = [
-                ev(
-                    types::OAUTH_REFRESH_REUSE_DETECTED,
-                    &grant.account_id,
-                    &grant.id,
-                    reason.clone(),
-                ),
-                ev(
-                    types::ANOMALY_REFRESH_TOKEN_REUSE,
-                    &grant.account_id,
-                    &grant.id,
-                    reason,
-                ),
-            ];
-            crate::audit::append(&mut tx, &events).await?;
-            tx.commit().await?;
-            return Ok(Rotated::Reused);
-        }
-        let Some(acct) = account_in(&mut tx, &tok.account_id).await? else {
-            return Ok(Rotated::Unknown);
-        };
-        let issued = match check(&tok, &grant, &acct) {
-            Ok(i) => i,
-            Err(r) => return Ok(Rotated::Refused(r)),
-        };
-        let n = sqlx::query(
-            "UPDATE oauth_tokens SET used_at = $1, replaced_by = $2
-             WHERE id = $3 AND used_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&issued.refresh.id)
-        .bind(&tok.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n != 1 {
-            return Ok(Rotated::Inactive);
-        }
-        insert_token(&mut tx, &issued.access).await?;
-        insert_token(&mut tx, &issued.refresh).await?;
-        let e = ev(
-            types::OAUTH_TOKEN_REFRESHED,
-            &grant.account_id,
-            &grant.id,
-            format!("app {}, scope `{}`", grant.client_id, issued.refresh.scope),
-        );
-        crate::audit::append(&mut tx, &[e]).await?;
-        // no invalidation: rotation changes no access token, and refresh tokens are never cached
-        tx.commit().await?;
-        Ok(Rotated::Issued)
+        queue
+            .send((work, reply))
+            .map_err(|_| StoreError::Internal("the refresh writer has stopped".into()))?;
+        let out = answer
+            .await
+            .map_err(|_| StoreError::Internal("the refresh writer dropped a rotation".into()))??;
+        Ok(match out {
+            Rotated::Unknown => Rotated::Unknown,
+            Rotated::Inactive => Rotated::Inactive,
+            Rotated::Reused => Rotated::Reused,
+            Rotated::Issued(i) => Rotated::Issued(i),
+            Rotated::Refused(r) => match r.downcast::<R>() {
+                Ok(r) => Rotated::Refused(*r),
+                Err(_) => return Err(StoreError::Internal("a refusal of another type".into())),
+            },
+        })
     }
 
     /// A token of either kind by digest, with its grant and account (verification and

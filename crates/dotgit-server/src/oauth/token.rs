@@ -331,15 +331,19 @@ async fn refresh_grant(
         _ => return Err(ApiError::invalid_grant("refresh_token: invalid")),
     };
     let now = s.now();
-    let mut t = new_tokens(&client.app.client_id, now)?;
-    let mut scope_out = String::new();
+    let t = new_tokens(&client.app.client_id, now)?;
+    let (client_id, mut access, mut refresh) = (
+        client.app.client_id.clone(),
+        t.access.clone(),
+        t.refresh.clone(),
+    );
     let outcome =
         s.store
             .rotate_refresh(
                 &hash.to_hex(),
                 now,
-                |tok, grant, acct| {
-                    if tok.client_id != client.app.client_id {
+                move |tok, grant, acct| {
+                    if tok.client_id != client_id {
                         return Err(ApiError::invalid_grant(
                             "refresh_token: was not issued to this client",
                         ));
@@ -359,27 +363,26 @@ async fn refresh_grant(
                                 "scope: a refresh may only narrow the scope of the original grant",
                             )),
                         };
-                    t.access.grant_id = grant.id.clone();
-                    t.access.account_id = tok.account_id.clone();
-                    t.access.scope = access_scope.to_space_separated();
-                    t.access.expires_at = now + ACCESS_TOKEN_SECONDS;
+                    access.grant_id = grant.id.clone();
+                    access.account_id = tok.account_id.clone();
+                    access.scope = access_scope.to_space_separated();
+                    access.expires_at = now + ACCESS_TOKEN_SECONDS;
                     // the new refresh token keeps the grant's scope and its absolute end (RFC 6749 §6)
-                    t.refresh.grant_id = grant.id.clone();
-                    t.refresh.account_id = tok.account_id.clone();
-                    t.refresh.scope = tok.scope.clone();
-                    t.refresh.expires_at = grant.refresh_expires_at;
-                    scope_out = t.access.scope.clone();
+                    refresh.grant_id = grant.id.clone();
+                    refresh.account_id = tok.account_id.clone();
+                    refresh.scope = tok.scope.clone();
+                    refresh.expires_at = grant.refresh_expires_at;
                     Ok(IssuedTokens {
                         grant: None,
-                        access: t.access.clone(),
-                        refresh: t.refresh.clone(),
+                        access,
+                        refresh,
                     })
                 },
-                &actor.oauth_audit(now),
+                actor.clone().into_oauth_audit(now),
             )
             .await?;
     match outcome {
-        Rotated::Issued => Ok(token_response(&t, &scope_out)),
+        Rotated::Issued(issued) => Ok(token_response(&t, &issued.access.scope)),
         Rotated::Unknown | Rotated::Inactive => Err(ApiError::invalid_grant(
             "refresh_token: invalid, expired or revoked",
         )),

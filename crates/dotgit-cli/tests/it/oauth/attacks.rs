@@ -267,6 +267,44 @@ async fn twenty_racing_refreshes_of_one_token_give_exactly_one_success() {
 }
 
 #[tokio::test]
+async fn concurrent_refreshes_of_many_grants_share_commits_and_fail_alone() {
+    let w = world().await;
+    let (s, app) = (&w.s, &w.app);
+    let mut rts = Vec::new();
+    for _ in 0..14 {
+        let (code, verifier) = code_for(&w.browser, app, "repo:read").await;
+        rts.push(tokens(&exchange(s, app, &code, &verifier).await).1);
+    }
+    // one token already rotated (presenting it again is reuse), one refresh asks for more scope
+    let spent = rts.pop().unwrap();
+    let (_, after_spent) = tokens(&refresh(s, app, &spent, None).await);
+    let widen = rts.pop().unwrap();
+    let good = join_all(rts.iter().map(|rt| refresh(s, app, rt, None)));
+    let bad = futures::future::join(
+        refresh(s, app, &spent, None),
+        refresh(s, app, &widen, Some("repo:read repo:write")),
+    );
+    let (good, (reused, widened)) = futures::future::join(good, bad).await;
+    let mut access_tokens = std::collections::HashSet::new();
+    for r in &good {
+        let (access, _) = tokens(r);
+        assert_eq!(s.get("/v1/user", &access).await.status, 200);
+        access_tokens.insert(access);
+    }
+    assert_eq!(access_tokens.len(), 12, "twelve distinct successes");
+    assert_oauth_error(&reused, 400, "invalid_grant");
+    assert_oauth_error(&widened, 400, "invalid_scope");
+    // the reuse revoked its own family only; the refused refresh wrote nothing
+    assert_oauth_error(
+        &refresh(s, app, &after_spent, None).await,
+        400,
+        "invalid_grant",
+    );
+    assert_eq!(refresh(s, app, &widen, None).await.status, 200);
+    assert!(s.state().store.verify_audit_chain().await.unwrap().is_ok());
+}
+
+#[tokio::test]
 async fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
     let w = world().await;
     let (s, app) = (&w.s, &w.app);

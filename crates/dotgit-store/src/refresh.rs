@@ -1,0 +1,247 @@
+//! Refresh-token rotation with group commit (ADR 0015).
+//!
+//! A rotation is class A: committed and synced before the new tokens are answered. Through sqlx
+//! it cost ten hand-offs to sqlx's connection thread and one fsync, all serialised on the single
+//! writer. Here every rotation is a job for one writer task: it takes every job queued, holds the
+//! pool's writer connection (so no other write interleaves), and runs the batch on a rusqlite
+//! connection of its own in one blocking call — one transaction, each job inside a savepoint
+//! (a job that fails is rolled back alone), one commit and one fsync for the batch — then answers
+//! each job. While a batch commits, the next one gathers; under load, many rotations share a sync.
+//!
+//! What must hold is unchanged: reuse of a rotated token is detected inside the transaction that
+//! would rotate it, exactly one presentation of a token wins, and nothing is answered before the
+//! commit that holds it is on disk.
+
+use crate::{
+    audit, hot, AccountRow, IssuedTokens, OAuthGrantRow, OAuthTokenRow, Result, Rotated, StoreError,
+};
+use dotgit_core::audit::{types, AuditEvent};
+use rusqlite::{params, Connection};
+use std::any::Any;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// The caller's decision on a token, its grant and account, with its refusal type erased.
+pub(crate) type Check = Box<
+    dyn FnOnce(
+            &OAuthTokenRow,
+            &OAuthGrantRow,
+            &AccountRow,
+        ) -> std::result::Result<IssuedTokens, Box<dyn Any + Send>>
+        + Send,
+>;
+
+/// Builds the audit events of a rotation (type, account, credential, reason).
+pub(crate) type Events = Box<dyn Fn(&str, &str, &str, String) -> AuditEvent + Send + Sync>;
+
+/// One rotation to run.
+pub(crate) struct Work {
+    pub token_hash: String,
+    pub now: i64,
+    pub check: Check,
+    pub events: Events,
+}
+
+pub(crate) type Outcome = Result<Rotated<Box<dyn Any + Send>>>;
+
+/// Jobs waiting for the writer.
+pub(crate) type Queue = mpsc::UnboundedSender<(Work, oneshot::Sender<Outcome>)>;
+
+/// Most rotations in one transaction.
+const BATCH: usize = 128;
+
+/// Starts the writer; it ends when every sender is gone or the store is closed.
+pub(crate) fn spawn(write: sqlx::SqlitePool, path: PathBuf) -> Queue {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Work, oneshot::Sender<Outcome>)>();
+    let conn: Arc<Mutex<Option<Connection>>> = Arc::default();
+    tokio::spawn(async move {
+        let mut jobs = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut jobs, BATCH).await > 0 {
+            let (work, replies): (Vec<Work>, Vec<oneshot::Sender<Outcome>>) =
+                jobs.drain(..).unzip();
+            let outcomes = run(&write, &path, &conn, work).await;
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // a caller that went away (client hung up) still had its rotation committed
+                let _ = reply.send(outcome);
+            }
+            if write.is_closed() {
+                // the store was closed: let go of the connection (later callers are refused
+                // before they reach the queue)
+                break;
+            }
+        }
+    });
+    tx
+}
+
+/// Runs a batch; one outcome per job, in order.
+async fn run(
+    write: &sqlx::SqlitePool,
+    path: &std::path::Path,
+    conn: &Arc<Mutex<Option<Connection>>>,
+    work: Vec<Work>,
+) -> Vec<Outcome> {
+    let n = work.len();
+    let failed = |e: String| -> Vec<Outcome> {
+        (0..n)
+            .map(|_| Err(StoreError::Unavailable(sqlx::Error::Protocol(e.clone()))))
+            .collect()
+    };
+    // the pool's single writer: no other write runs (or waits on SQLite's lock) meanwhile
+    let writer = match write.acquire().await {
+        Ok(w) => w,
+        Err(e) => return failed(e.to_string()),
+    };
+    let (path, conn) = (path.to_owned(), conn.clone());
+    let done = tokio::task::spawn_blocking(move || -> rusqlite::Result<Vec<Outcome>> {
+        let mut slot = conn.lock().map_err(|_| {
+            rusqlite::Error::InvalidParameterName("refresh writer lock poisoned".into())
+        })?;
+        let c = match slot.as_mut() {
+            Some(c) => c,
+            None => slot.insert(hot::open_writer(&path, "FULL")?),
+        };
+        let r = batch(c, work);
+        if r.is_err() {
+            // a broken connection is not reused
+            *slot = None;
+        }
+        r
+    })
+    .await;
+    drop(writer);
+    match done {
+        Ok(Ok(outcomes)) => outcomes,
+        Ok(Err(e)) => failed(format!("refresh batch: {e}")),
+        Err(e) => failed(format!("refresh batch task: {e}")),
+    }
+}
+
+fn batch(c: &mut Connection, work: Vec<Work>) -> rusqlite::Result<Vec<Outcome>> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut out = Vec::with_capacity(work.len());
+    for w in work {
+        tx.execute_batch("SAVEPOINT rotation")?;
+        let r = rotate(&tx, w);
+        if r.is_ok() {
+            tx.execute_batch("RELEASE rotation")?;
+        } else {
+            tx.execute_batch("ROLLBACK TO rotation; RELEASE rotation")?;
+        }
+        out.push(r);
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+fn rotate(c: &Connection, w: Work) -> Outcome {
+    let hot = |e| StoreError::Hot(e);
+    let Some((tok, grant, acct)) = hot::token_grant_account(c, &w.token_hash).map_err(hot)? else {
+        return Ok(Rotated::Unknown);
+    };
+    if tok.kind != "refresh" {
+        return Ok(Rotated::Unknown);
+    }
+    if tok.revoked_at.is_some() || grant.revoked_at.is_some() {
+        return Ok(Rotated::Inactive);
+    }
+    let now = w.now;
+    if tok.used_at.is_some() {
+        revoke_family(c, &grant.id, "refresh token reused", now).map_err(hot)?;
+        let reason = format!(
+            "app {}: a rotated refresh token was presented again; the whole grant is revoked",
+            grant.client_id
+        );
+        let events = [
+            (w.events)(
+                types::OAUTH_REFRESH_REUSE_DETECTED,
+                &grant.account_id,
+                &grant.id,
+                reason.clone(),
+            ),
+            (w.events)(
+                types::ANOMALY_REFRESH_TOKEN_REUSE,
+                &grant.account_id,
+                &grant.id,
+                reason,
+            ),
+        ];
+        audit::append_rs(c, &events).map_err(hot)?;
+        return Ok(Rotated::Reused);
+    }
+    let issued = match (w.check)(&tok, &grant, &acct) {
+        Ok(i) => i,
+        Err(r) => return Ok(Rotated::Refused(r)),
+    };
+    let n = c
+        .prepare_cached(
+            "UPDATE oauth_tokens SET used_at = ?1, replaced_by = ?2
+             WHERE id = ?3 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .and_then(|mut st| st.execute(params![now, issued.refresh.id, tok.id]))
+        .map_err(hot)?;
+    if n != 1 {
+        return Ok(Rotated::Inactive);
+    }
+    insert_token(c, &issued.access)?;
+    insert_token(c, &issued.refresh)?;
+    let e = (w.events)(
+        types::OAUTH_TOKEN_REFRESHED,
+        &grant.account_id,
+        &grant.id,
+        format!("app {}, scope `{}`", grant.client_id, issued.refresh.scope),
+    );
+    audit::append_rs(c, &[e]).map_err(hot)?;
+    // no invalidation: rotation changes no access token, and refresh tokens are never cached
+    Ok(Rotated::Issued(Box::new(issued)))
+}
+
+/// Revokes a grant and every token of it, and tells every verification cache.
+fn revoke_family(c: &Connection, grant_id: &str, reason: &str, now: i64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE oauth_grants SET revoked_at = ?1, revoked_reason = ?2
+         WHERE id = ?3 AND revoked_at IS NULL",
+    )?
+    .execute(params![now, reason, grant_id])?;
+    c.prepare_cached(
+        "UPDATE oauth_tokens SET revoked_at = ?1 WHERE grant_id = ?2 AND revoked_at IS NULL",
+    )?
+    .execute(params![now, grant_id])?;
+    c.prepare_cached("INSERT INTO invalidations (kind, target, created_at) VALUES (?1, ?2, ?3)")?
+        .execute(params!["oauth_grant", grant_id, now])?;
+    Ok(())
+}
+
+fn insert_token(c: &Connection, t: &OAuthTokenRow) -> Result<()> {
+    let r = c
+        .prepare_cached(&format!(
+            "INSERT INTO oauth_tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            crate::oauth::TOKEN_COLS
+        ))
+        .and_then(|mut st| {
+            st.execute(params![
+                t.id,
+                t.token_hash,
+                t.kind,
+                t.grant_id,
+                t.account_id,
+                t.client_id,
+                t.scope,
+                t.created_at,
+                t.expires_at,
+                t.revoked_at,
+                t.used_at,
+                t.replaced_by,
+            ])
+        });
+    match r {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::Conflict("token"))
+        }
+        Err(e) => Err(StoreError::Hot(e)),
+    }
+}
