@@ -88,13 +88,29 @@ RAW_NS=$("${pin_server[@]}" $TOOL rs256 --millis 2000)
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
+# settle [PID…] → waits (up to 15 s) until the servers are idle: work a scenario leaves behind
+# (the audit writer's backlog, a checkpoint) must neither steal the next scenario's core nor go
+# unaccounted in its own CPU figure
+settle() {
+  local pids=("$@") t0 t1
+  [[ ${#pids[@]} -gt 0 ]] || pids=("${PIDS[@]}")
+  for _ in $(seq 75); do
+    t0=0; for p in "${pids[@]}"; do t0=$((t0 + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done
+    sleep 0.2
+    t1=0; for p in "${pids[@]}"; do t1=$((t1 + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done
+    [[ $((t1 - t0)) -le 1 ]] && return
+  done
+}
 # run NAME PID PORT PATH [wrk args…] → "rps p99_us cpu_us_per_request requests non2xx"; keeps
-# wrk's output in $WORK/NAME.out (the Lua scripts choose their own paths)
+# wrk's output in $WORK/NAME.out (the Lua scripts choose their own paths). The CPU figure counts
+# the server's work until it is idle again, so deferred work (audit batches) is included.
 run() {
   local name=$1 pid=$2 port=$3 path=$4; shift 4
   local c0 c1 out
+  settle
   c0=$(cpu_ticks "$pid")
   out=$("${pin_load[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "https://127.0.0.1:$port$path")
+  settle "$pid"
   c1=$(cpu_ticks "$pid")
   echo "$out" >"$WORK/$name.out"
   awk -v c0="$c0" -v c1="$c1" -v tick="$TICK" '
