@@ -7,7 +7,8 @@
 
 use std::fmt;
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// The base62 alphabet of every credential and id.
+pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Length of the random part of an opaque token.
 pub const RANDOM_LEN: usize = 30;
 /// Length of the checksum suffix.

@@ -141,10 +141,26 @@ impl AuditWriter {
         wal.push("-wal");
         std::fs::File::open(&wal)
             .and_then(|f| f.sync_data())
-            .map_err(|e| StoreError::Internal(format!("syncing the audit log: {e}")))?;
+            .map_err(|e| StoreError::Stopped(format!("syncing the audit log: {e}")))?;
         self.synced = std::time::Instant::now();
         self.dirty = false;
         Ok(())
+    }
+}
+
+/// Locks a writer's connection slot. After a panic while it was held (the connection may be
+/// inside a transaction) the slot is emptied, so the next use opens a fresh connection instead
+/// of failing forever.
+pub(crate) fn lock_fresh<T>(
+    m: &std::sync::Mutex<Option<T>>,
+) -> std::sync::MutexGuard<'_, Option<T>> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => {
+            let mut g = poisoned.into_inner();
+            *g = None;
+            g
+        }
     }
 }
 
@@ -417,9 +433,7 @@ impl Store {
         let writer = self.write.acquire().await?;
         let (path, slot) = (self.path.clone(), self.audit_writer.clone());
         let done = tokio::task::spawn_blocking(move || -> Result<()> {
-            let mut slot = slot
-                .lock()
-                .map_err(|_| StoreError::Internal("audit writer lock poisoned".into()))?;
+            let mut slot = lock_fresh(&slot);
             let w = match slot.as_mut() {
                 Some(w) => w,
                 None => slot.insert(AuditWriter {
@@ -430,18 +444,27 @@ impl Store {
             };
             let r = append_batch(&mut w.conn, &events, &networks);
             if r.is_err() {
-                // a broken connection is not reused
+                // a broken connection is not reused; what it committed before is synced first
+                if w.dirty {
+                    if let Err(e) = w.sync(&path) {
+                        tracing::error!(error = %e, "audit log sync failed");
+                    }
+                }
                 *slot = None;
                 return r.map_err(StoreError::Hot);
             }
             w.dirty = true;
             if w.synced.elapsed() >= AUDIT_SYNC_INTERVAL {
-                w.sync(&path)?;
+                // committed already: a failed sync must not make the caller write the batch
+                // again; it stays due and is retried with the next batch or pause
+                if let Err(e) = w.sync(&path) {
+                    tracing::error!(error = %e, "audit log sync failed");
+                }
             }
             Ok(())
         })
         .await
-        .map_err(|e| StoreError::Internal(format!("audit writer task failed: {e}")))?;
+        .map_err(|e| StoreError::Stopped(format!("audit writer task failed: {e}")))?;
         drop(writer);
         done
     }
@@ -451,16 +474,13 @@ impl Store {
     pub async fn sync_audit(&self) -> Result<()> {
         let (path, slot) = (self.path.clone(), self.audit_writer.clone());
         tokio::task::spawn_blocking(move || -> Result<()> {
-            let mut slot = slot
-                .lock()
-                .map_err(|_| StoreError::Internal("audit writer lock poisoned".into()))?;
-            match slot.as_mut() {
+            match lock_fresh(&slot).as_mut() {
                 Some(w) if w.dirty => w.sync(&path),
                 _ => Ok(()),
             }
         })
         .await
-        .map_err(|e| StoreError::Internal(format!("audit sync task failed: {e}")))?
+        .map_err(|e| StoreError::Stopped(format!("audit sync task failed: {e}")))?
     }
 
     /// What the anomaly rules need to know of credentials they meet for the first time since

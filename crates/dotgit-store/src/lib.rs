@@ -43,10 +43,12 @@ pub enum StoreError {
     /// A read on the request path's own connection failed: fail closed (503).
     #[error("storage unavailable: {0}")]
     Hot(#[source] rusqlite::Error),
-    /// Stored data this version cannot read (an audit pack whose bytes were altered), or a
-    /// storage task that failed.
+    /// Stored data this version cannot read (an audit pack whose bytes were altered).
     #[error("internal storage error: {0}")]
     Internal(String),
+    /// A storage writer (audit, refresh) stopped or failed its task: fail closed (503).
+    #[error("storage unavailable: {0}")]
+    Stopped(String),
 }
 
 impl From<sqlx::Error> for StoreError {

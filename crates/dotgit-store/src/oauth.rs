@@ -528,10 +528,10 @@ impl Store {
         };
         queue
             .send((work, reply))
-            .map_err(|_| StoreError::Internal("the refresh writer has stopped".into()))?;
+            .map_err(|_| StoreError::Stopped("the refresh writer has stopped".into()))?;
         let out = answer
             .await
-            .map_err(|_| StoreError::Internal("the refresh writer dropped a rotation".into()))??;
+            .map_err(|_| StoreError::Stopped("the refresh writer dropped a rotation".into()))??;
         Ok(match out {
             Rotated::Unknown => Rotated::Unknown,
             Rotated::Inactive => Rotated::Inactive,

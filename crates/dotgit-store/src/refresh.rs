@@ -51,7 +51,8 @@ pub(crate) type Queue = mpsc::UnboundedSender<(Work, oneshot::Sender<Outcome>)>;
 /// Most rotations in one transaction.
 const BATCH: usize = 128;
 
-/// Starts the writer; it ends when every sender is gone or the store is closed.
+/// Starts the writer. It ends when every sender is gone, or after its next batch once the store
+/// is closed (a closed store refuses rotations before they reach the queue).
 pub(crate) fn spawn(write: sqlx::SqlitePool, path: PathBuf) -> Queue {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Work, oneshot::Sender<Outcome>)>();
     let conn: Arc<Mutex<Option<Connection>>> = Arc::default();
@@ -85,7 +86,7 @@ async fn run(
     let n = work.len();
     let failed = |e: String| -> Vec<Outcome> {
         (0..n)
-            .map(|_| Err(StoreError::Unavailable(sqlx::Error::Protocol(e.clone()))))
+            .map(|_| Err(StoreError::Stopped(e.clone())))
             .collect()
     };
     // the pool's single writer: no other write runs (or waits on SQLite's lock) meanwhile
@@ -95,9 +96,7 @@ async fn run(
     };
     let (path, conn) = (path.to_owned(), conn.clone());
     let done = tokio::task::spawn_blocking(move || -> rusqlite::Result<Vec<Outcome>> {
-        let mut slot = conn.lock().map_err(|_| {
-            rusqlite::Error::InvalidParameterName("refresh writer lock poisoned".into())
-        })?;
+        let mut slot = audit::lock_fresh(&conn);
         let c = match slot.as_mut() {
             Some(c) => c,
             None => slot.insert(hot::open_writer(&path, "FULL")?),
