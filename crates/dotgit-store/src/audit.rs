@@ -430,6 +430,18 @@ impl Store {
         events: std::sync::Arc<Vec<AuditEvent>>,
         networks: std::sync::Arc<Vec<(String, String, i64)>>,
     ) -> Result<()> {
+        self.soft_write(move |c| append_batch(c, &events, &networks))
+            .await
+    }
+
+    /// Runs `f` — one transaction of soft state (class C: per-request audit events, last-used
+    /// times) — in one blocking call on the batching writers' own connection, holding the pool's
+    /// writer meanwhile. Its commits reach the operating system at once and the disk within
+    /// [`AUDIT_SYNC_INTERVAL`] (see [`Store::append_audit_with_networks`]).
+    pub(crate) async fn soft_write(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<()> {
         let writer = self.write.acquire().await?;
         let (path, slot) = (self.path.clone(), self.audit_writer.clone());
         let done = tokio::task::spawn_blocking(move || -> Result<()> {
@@ -442,7 +454,7 @@ impl Store {
                     dirty: false,
                 }),
             };
-            let r = append_batch(&mut w.conn, &events, &networks);
+            let r = f(&mut w.conn);
             if r.is_err() {
                 // a broken connection is not reused; what it committed before is synced first
                 if w.dirty {
@@ -464,7 +476,7 @@ impl Store {
             Ok(())
         })
         .await
-        .map_err(|e| StoreError::Stopped(format!("audit writer task failed: {e}")))?;
+        .map_err(|e| StoreError::Stopped(format!("soft-state writer task failed: {e}")))?;
         drop(writer);
         done
     }

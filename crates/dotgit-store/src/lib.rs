@@ -352,22 +352,28 @@ impl Store {
     }
 
     /// Records last-use times in one batch (class C, written behind).
+    ///
+    /// One transaction in one blocking call (`soft_write`): through sqlx every key's UPDATE was a
+    /// hand-off to sqlx's thread, tens of thousands of them every flush when many keys are used.
     pub async fn touch_api_keys(&self, uses: &[(String, i64)]) -> Result<()> {
         if uses.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
-        for (id, ts) in uses {
-            sqlx::query(
-                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
-            )
-            .bind(ts)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let uses = uses.to_vec();
+        self.soft_write(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut st = tx.prepare_cached(
+                    "UPDATE api_keys SET last_used_at = ?1
+                     WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+                )?;
+                for (id, ts) in &uses {
+                    st.execute(rusqlite::params![ts, id])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
     }
 
     // ---- JWT keys ----------------------------------------------------------------------
