@@ -306,17 +306,8 @@ pub fn owner_may(_plan: Plan) -> ScopeSet {
 }
 
 /// An opaque credential's verification through the cache, without recording a decision (the
-/// introspection endpoint answers `active` from it).
-pub(crate) async fn opaque_credential(
-    state: &AppState,
-    kind: CredentialKind,
-    hash: &SecretHash,
-    now: i64,
-) -> Result<Result<Arc<CachedCredential>, Refused>, ApiError> {
-    verify_opaque(state, kind, hash, now).await
-}
-
-async fn verify_opaque(
+/// introspection endpoint also answers `active` from it).
+pub(crate) async fn verify_opaque(
     state: &AppState,
     kind: CredentialKind,
     hash: &SecretHash,

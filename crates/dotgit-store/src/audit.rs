@@ -442,9 +442,8 @@ impl Store {
         &self,
         f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<()> + Send + 'static,
     ) -> Result<()> {
-        let writer = self.write.acquire().await?;
         let (path, slot) = (self.path.clone(), self.audit_writer.clone());
-        let done = tokio::task::spawn_blocking(move || -> Result<()> {
+        Store::on_pool_writer(&self.write, move || -> Result<()> {
             let mut slot = lock_fresh(&slot);
             let w = match slot.as_mut() {
                 Some(w) => w,
@@ -475,10 +474,7 @@ impl Store {
             }
             Ok(())
         })
-        .await
-        .map_err(|e| StoreError::Stopped(format!("soft-state writer task failed: {e}")))?;
-        drop(writer);
-        done
+        .await?
     }
 
     /// Syncs to disk what the audit writer committed since it last did (the writer calls this

@@ -126,6 +126,21 @@ impl Store {
         }
     }
 
+    /// Runs blocking writer work `f` (on a rusqlite connection of its own) while holding the
+    /// pool's single writer connection: no other write runs, or waits on SQLite's write lock,
+    /// meanwhile. Used by the batching writers (`audit::soft_write`, `refresh`).
+    pub(crate) async fn on_pool_writer<T: Send + 'static>(
+        write: &SqlitePool,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let writer = write.acquire().await?;
+        let done = tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| StoreError::Stopped(format!("writer task failed: {e}")));
+        drop(writer);
+        done
+    }
+
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }

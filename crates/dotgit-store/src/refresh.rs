@@ -89,13 +89,8 @@ async fn run(
             .map(|_| Err(StoreError::Stopped(e.clone())))
             .collect()
     };
-    // the pool's single writer: no other write runs (or waits on SQLite's lock) meanwhile
-    let writer = match write.acquire().await {
-        Ok(w) => w,
-        Err(e) => return failed(e.to_string()),
-    };
     let (path, conn) = (path.to_owned(), conn.clone());
-    let done = tokio::task::spawn_blocking(move || -> rusqlite::Result<Vec<Outcome>> {
+    let done = crate::Store::on_pool_writer(write, move || -> rusqlite::Result<Vec<Outcome>> {
         let mut slot = audit::lock_fresh(&conn);
         let c = match slot.as_mut() {
             Some(c) => c,
@@ -109,11 +104,10 @@ async fn run(
         r
     })
     .await;
-    drop(writer);
     match done {
         Ok(Ok(outcomes)) => outcomes,
         Ok(Err(e)) => failed(format!("refresh batch: {e}")),
-        Err(e) => failed(format!("refresh batch task: {e}")),
+        Err(e) => failed(e.to_string()),
     }
 }
 

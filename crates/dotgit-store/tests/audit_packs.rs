@@ -78,6 +78,19 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// A connection to the store's file behind its back (counting rows, tampering).
+async fn raw(dir: &tempfile::TempDir) -> sqlx::SqlitePool {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::from_str("sqlite://")
+                .unwrap()
+                .filename(dir.path().join("dotgit.db")),
+        )
+        .await
+        .unwrap()
+}
+
 fn ids(events: &[StoredEvent]) -> Vec<String> {
     events.iter().map(|e| e.event.id.clone()).collect()
 }
@@ -93,14 +106,7 @@ async fn packed_events_read_back_as_the_events_written() {
     store.append_audit(&written).await.unwrap();
 
     // stored as few rows: 3 credentials × 3 runs between the failures, plus the 2 failures
-    let pool = SqlitePoolOptions::new()
-        .connect_with(
-            SqliteConnectOptions::from_str("sqlite://")
-                .unwrap()
-                .filename(dir.path().join("dotgit.db")),
-        )
-        .await
-        .unwrap();
+    let pool = raw(&dir).await;
     let (rows, packs): (i64, i64) =
         sqlx::query_as("SELECT COUNT(*), COUNT(pack) FROM audit_events")
             .fetch_one(&pool)
@@ -240,15 +246,7 @@ async fn tampering_with_a_pack_is_caught() {
     store.append_audit(&batch(0)).await.unwrap();
     store.append_audit(&batch(100)).await.unwrap();
     assert_eq!(store.verify_audit_chain().await.unwrap(), Ok(120));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::from_str("sqlite://")
-                .unwrap()
-                .filename(dir.path().join("dotgit.db")),
-        )
-        .await
-        .unwrap();
+    let pool = raw(&dir).await;
     let (seq, pack, time_last): (i64, Vec<u8>, i64) = sqlx::query_as(
         "SELECT seq, pack, time_last FROM audit_events WHERE pack IS NOT NULL ORDER BY seq LIMIT 1 OFFSET 4",
     )

@@ -457,7 +457,7 @@ pub async fn introspect(
     if kind == CredentialKind::OAuthAccess {
         // an access token is answered from the verification cache, like its use as a bearer
         // credential: a revocation, a revoked family or a suspension clears it at once
-        let cred = match crate::auth::opaque_credential(&s, kind, &h, now)
+        let cred = match crate::auth::verify_opaque(&s, kind, &h, now)
             .await
             .map_err(ApiError::oauth)?
         {
