@@ -101,6 +101,10 @@ pub mod outcomes {
     pub const DETECTED: &str = "detected";
 }
 
+/// Text an event holds that is often fixed (a type, an outcome, a reason): a `&'static str`
+/// there costs no allocation on the request path.
+pub type Text = std::borrow::Cow<'static, str>;
+
 /// One audit event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
@@ -111,7 +115,7 @@ pub struct AuditEvent {
     /// The request that caused it (`cli` for the command line, `internal` for background work).
     pub request_id: String,
     /// One of [`types`].
-    pub event_type: String,
+    pub event_type: Text,
     /// The account concerned.
     pub account_id: Option<String>,
     /// The credential concerned (id only).
@@ -121,9 +125,9 @@ pub struct AuditEvent {
     /// User agent.
     pub user_agent: Option<String>,
     /// One of [`outcomes`].
-    pub outcome: String,
+    pub outcome: Text,
     /// The detailed reason (never a secret).
-    pub reason: Option<String>,
+    pub reason: Option<Text>,
 }
 
 /// The chain link of `e` after `prev_hash` (hex SHA-256 over length-prefixed fields, so no two
@@ -156,17 +160,362 @@ pub fn chain_hash(prev_hash: &str, e: &AuditEvent) -> String {
 /// `id`, `time`, `request_id`, `source_ip` and `user_agent`, and become one row whose `pack`
 /// column holds those five fields of each event (docs/audit.md, "Packed events"). Only this type
 /// is packed; every other event is a row of its own.
-pub fn packable(e: &AuditEvent) -> bool {
-    e.event_type == types::AUTH_SUCCEEDED
+pub fn packable(e: &impl EventFields) -> bool {
+    e.event_type() == types::AUTH_SUCCEEDED
 }
 
 /// Whether two packable events share every field a pack stores once.
-pub fn same_pack(a: &AuditEvent, b: &AuditEvent) -> bool {
-    a.event_type == b.event_type
-        && a.account_id == b.account_id
-        && a.credential_id == b.credential_id
-        && a.outcome == b.outcome
-        && a.reason == b.reason
+pub fn same_pack(a: &impl EventFields, b: &impl EventFields) -> bool {
+    a.event_type() == b.event_type()
+        && a.account_id() == b.account_id()
+        && a.credential_id() == b.credential_id()
+        && a.outcome() == b.outcome()
+        && a.reason() == b.reason()
+}
+
+/// Read access to an event's fields, whether it is a whole [`AuditEvent`] or an [`Entry`] as
+/// the request path queued it (a compact [`Success`] renders its id and source address only
+/// when asked).
+pub trait EventFields {
+    /// The event as a whole; borrowed when it already is one.
+    fn event(&self) -> std::borrow::Cow<'_, AuditEvent>;
+    /// `event_type`.
+    fn event_type(&self) -> &str;
+    /// `time`.
+    fn time(&self) -> i64;
+    /// `request_id`.
+    fn request_id(&self) -> &str;
+    /// `account_id`.
+    fn account_id(&self) -> Option<&str>;
+    /// `credential_id`.
+    fn credential_id(&self) -> Option<&str>;
+    /// `user_agent`.
+    fn user_agent(&self) -> Option<&str>;
+    /// `outcome`.
+    fn outcome(&self) -> &str;
+    /// `reason`.
+    fn reason(&self) -> Option<&str>;
+    /// Replaces `out` with the event's id.
+    fn write_id(&self, out: &mut String);
+    /// Replaces `out` with the source address; `false` (and `out` empty) when there is none.
+    fn write_source_ip(&self, out: &mut String) -> bool;
+}
+
+impl EventFields for AuditEvent {
+    fn event(&self) -> std::borrow::Cow<'_, AuditEvent> {
+        std::borrow::Cow::Borrowed(self)
+    }
+    fn event_type(&self) -> &str {
+        &self.event_type
+    }
+    fn time(&self) -> i64 {
+        self.time
+    }
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    fn account_id(&self) -> Option<&str> {
+        self.account_id.as_deref()
+    }
+    fn credential_id(&self) -> Option<&str> {
+        self.credential_id.as_deref()
+    }
+    fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+    fn outcome(&self) -> &str {
+        &self.outcome
+    }
+    fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+    fn write_id(&self, out: &mut String) {
+        out.clear();
+        out.push_str(&self.id);
+    }
+    fn write_source_ip(&self, out: &mut String) -> bool {
+        out.clear();
+        match &self.source_ip {
+            Some(ip) => {
+                out.push_str(ip);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A request id: ASCII, at most [`RequestId::MAX`] bytes, kept inline so copying it allocates
+/// nothing (the request path copies it into its response header, its audit context and its
+/// events).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId {
+    len: u8,
+    bytes: [u8; RequestId::MAX],
+}
+
+impl RequestId {
+    /// Longest request id.
+    pub const MAX: usize = 22;
+
+    /// `s` as a request id; `None` unless it is printable ASCII of at most [`RequestId::MAX`]
+    /// bytes.
+    pub fn new(s: &str) -> Option<RequestId> {
+        if s.len() > Self::MAX || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return None;
+        }
+        let mut bytes = [0u8; Self::MAX];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        Some(RequestId {
+            len: s.len() as u8,
+            bytes,
+        })
+    }
+
+    /// A fixed id (`cli`, `internal`, `-`).
+    pub const fn fixed(s: &'static str) -> RequestId {
+        let b = s.as_bytes();
+        assert!(b.len() <= Self::MAX, "request id too long");
+        let mut bytes = [0u8; Self::MAX];
+        let mut i = 0;
+        while i < b.len() {
+            assert!(b[i].is_ascii_graphic(), "request id not printable ASCII");
+            bytes[i] = b[i];
+            i += 1;
+        }
+        RequestId {
+            len: b.len() as u8,
+            bytes,
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // only printable ASCII is ever stored
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("-")
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for RequestId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Who a successful authentication was for: one per verified credential, shared by all its
+/// successes (the server's verification cache entry), so queuing a success copies a pointer.
+pub trait Subject: std::fmt::Debug + Send + Sync {
+    /// The account.
+    fn account_id(&self) -> &str;
+    /// The credential (id only).
+    fn credential_id(&self) -> &str;
+    /// The reason its successes record: the credential's kind.
+    fn kind(&self) -> &'static str;
+}
+
+/// An `auth.succeeded` event as the request path queues it: fixed-size fields and shared
+/// pointers, nothing allocated. What it renders to ([`EventFields::event`]) is exactly the
+/// event it stands for; the writer packs it without rendering more than its id and address.
+#[derive(Debug, Clone)]
+pub struct Success {
+    /// The id's per-process sequence number.
+    pub seq: u64,
+    /// The id's per-process tag.
+    pub tag: &'static str,
+    /// Unix seconds, UTC.
+    pub time: i64,
+    /// The request.
+    pub request_id: RequestId,
+    /// Source address.
+    pub ip: Option<std::net::IpAddr>,
+    /// User agent.
+    pub user_agent: Option<std::sync::Arc<str>>,
+    /// The credential and its account.
+    pub subject: std::sync::Arc<dyn Subject>,
+}
+
+/// An event id: `evt_`, the time (at least 9 hex digits), the per-process sequence number (at
+/// least 10), the per-process tag — so ids of one process sort in sequence order, and two
+/// processes never collide.
+pub fn write_event_id(out: &mut String, time: i64, seq: u64, tag: &str) {
+    out.clear();
+    out.reserve(4 + 9 + 10 + tag.len());
+    out.push_str("evt_");
+    push_hex(out, time.max(0) as u64, 9);
+    push_hex(out, seq, 10);
+    out.push_str(tag);
+}
+
+/// Appends `v` in lowercase hex, zero-padded to at least `width` digits (what `{:0width$x}`
+/// writes, without the formatting machinery: one of these per request).
+fn push_hex(out: &mut String, v: u64, width: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (16 - v.leading_zeros() as usize / 4).max(1);
+    for _ in digits..width {
+        out.push('0');
+    }
+    for i in (0..digits).rev() {
+        out.push(char::from(DIGITS[((v >> (i * 4)) & 0xf) as usize]));
+    }
+}
+
+/// An address as text (what `Display` writes), IPv4 without the formatting machinery.
+pub fn write_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if o >= 100 {
+                    out.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    out.push(char::from(b'0' + o / 10 % 10));
+                }
+                out.push(char::from(b'0' + o % 10));
+            }
+        }
+        std::net::IpAddr::V6(_) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
+impl EventFields for Success {
+    fn event(&self) -> std::borrow::Cow<'_, AuditEvent> {
+        let mut id = String::new();
+        self.write_id(&mut id);
+        std::borrow::Cow::Owned(AuditEvent {
+            id,
+            time: self.time,
+            request_id: self.request_id.as_str().to_owned(),
+            event_type: types::AUTH_SUCCEEDED.into(),
+            account_id: Some(self.subject.account_id().to_owned()),
+            credential_id: Some(self.subject.credential_id().to_owned()),
+            source_ip: self.ip.map(|ip| {
+                let mut s = String::with_capacity(15);
+                write_ip(&mut s, ip);
+                s
+            }),
+            user_agent: self.user_agent.as_deref().map(str::to_owned),
+            outcome: outcomes::SUCCESS.into(),
+            reason: Some(self.subject.kind().into()),
+        })
+    }
+    fn event_type(&self) -> &str {
+        types::AUTH_SUCCEEDED
+    }
+    fn time(&self) -> i64 {
+        self.time
+    }
+    fn request_id(&self) -> &str {
+        self.request_id.as_str()
+    }
+    fn account_id(&self) -> Option<&str> {
+        Some(self.subject.account_id())
+    }
+    fn credential_id(&self) -> Option<&str> {
+        Some(self.subject.credential_id())
+    }
+    fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+    fn outcome(&self) -> &str {
+        outcomes::SUCCESS
+    }
+    fn reason(&self) -> Option<&str> {
+        Some(self.subject.kind())
+    }
+    fn write_id(&self, out: &mut String) {
+        write_event_id(out, self.time, self.seq, self.tag);
+    }
+    fn write_source_ip(&self, out: &mut String) -> bool {
+        out.clear();
+        match self.ip {
+            Some(ip) => {
+                write_ip(out, ip);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What the audit queue carries: a whole event, or a success in compact form.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// Any event.
+    Event(Box<AuditEvent>),
+    /// A successful authentication.
+    Success(Success),
+}
+
+impl From<AuditEvent> for Entry {
+    fn from(e: AuditEvent) -> Entry {
+        Entry::Event(Box::new(e))
+    }
+}
+
+macro_rules! either {
+    ($self:ident, $e:ident => $body:expr) => {
+        match $self {
+            Entry::Event($e) => {
+                let $e: &AuditEvent = $e;
+                $body
+            }
+            Entry::Success($e) => $body,
+        }
+    };
+}
+
+impl EventFields for Entry {
+    fn event(&self) -> std::borrow::Cow<'_, AuditEvent> {
+        either!(self, e => e.event())
+    }
+    fn event_type(&self) -> &str {
+        either!(self, e => e.event_type())
+    }
+    fn time(&self) -> i64 {
+        either!(self, e => e.time())
+    }
+    fn request_id(&self) -> &str {
+        either!(self, e => e.request_id())
+    }
+    fn account_id(&self) -> Option<&str> {
+        either!(self, e => e.account_id())
+    }
+    fn credential_id(&self) -> Option<&str> {
+        either!(self, e => e.credential_id())
+    }
+    fn user_agent(&self) -> Option<&str> {
+        either!(self, e => e.user_agent())
+    }
+    fn outcome(&self) -> &str {
+        either!(self, e => e.outcome())
+    }
+    fn reason(&self) -> Option<&str> {
+        either!(self, e => e.reason())
+    }
+    fn write_id(&self, out: &mut String) {
+        either!(self, e => e.write_id(out))
+    }
+    fn write_source_ip(&self, out: &mut String) -> bool {
+        either!(self, e => e.write_source_ip(out))
+    }
 }
 
 const PACK_VERSION: u8 = 1;
@@ -213,25 +562,61 @@ fn put_after(out: &mut Vec<u8>, prev: &str, s: &str) {
 
 /// Encodes the per-event fields of `events` (which all satisfy [`same_pack`] with the first),
 /// times relative to `base_time`. Source addresses and user agents are stored once per pack.
-pub fn encode_pack(events: &[&AuditEvent], base_time: i64) -> Vec<u8> {
-    fn index<'a>(
-        strings: &mut Vec<&'a str>,
-        seen: &mut std::collections::HashMap<&'a str, u64>,
-        v: Option<&'a str>,
-    ) -> u64 {
-        let Some(v) = v else { return 0 };
-        *seen.entry(v).or_insert_with(|| {
-            strings.push(v);
-            strings.len() as u64
-        })
+pub fn encode_pack<E: EventFields>(events: &[&E], base_time: i64) -> Vec<u8> {
+    use std::borrow::Cow;
+    /// The string table shared by addresses and user agents (index 0 is "none").
+    #[derive(Default)]
+    struct Table<'a> {
+        strings: Vec<Cow<'a, str>>,
+        seen: foldhash::HashMap<Cow<'a, str>, u64>,
     }
-    let mut strings: Vec<&str> = Vec::new();
-    let mut seen = std::collections::HashMap::new();
+    impl<'a> Table<'a> {
+        /// `v`'s index; `last` is the field's previous value and index: consecutive events
+        /// mostly repeat it, so it is compared before the table is hashed.
+        fn index(
+            &mut self,
+            last: &mut Option<(Cow<'a, str>, u64)>,
+            v: Option<Cow<'a, str>>,
+        ) -> u64 {
+            let Some(v) = v else { return 0 };
+            if let Some((l, i)) = last {
+                if *l == v {
+                    return *i;
+                }
+            }
+            let i = match self.seen.get(&*v) {
+                Some(&i) => i,
+                None => {
+                    self.strings.push(v.clone());
+                    let i = self.strings.len() as u64;
+                    self.seen.insert(v.clone(), i);
+                    i
+                }
+            };
+            *last = Some((v, i));
+            i
+        }
+    }
+    let mut table = Table::default();
+    let (mut last_ip, mut last_ua) = (None, None);
     let mut refs: Vec<(u64, u64)> = Vec::with_capacity(events.len());
+    let mut ip_text = String::new();
     for e in events {
-        let ip = index(&mut strings, &mut seen, e.source_ip.as_deref());
-        refs.push((ip, index(&mut strings, &mut seen, e.user_agent.as_deref())));
+        let ip = if e.write_source_ip(&mut ip_text) {
+            // rendered into the scratch buffer: owned only when the table keeps it
+            match &last_ip {
+                Some((l, i)) if *l == ip_text.as_str() => *i,
+                _ => table.index(&mut last_ip, Some(Cow::Owned(ip_text.clone()))),
+            }
+        } else {
+            0
+        };
+        refs.push((
+            ip,
+            table.index(&mut last_ua, e.user_agent().map(Cow::Borrowed)),
+        ));
     }
+    let strings = table.strings;
     let mut out = Vec::with_capacity(8 + events.len() * 64);
     out.push(PACK_VERSION);
     put_varint(&mut out, strings.len() as u64);
@@ -239,14 +624,16 @@ pub fn encode_pack(events: &[&AuditEvent], base_time: i64) -> Vec<u8> {
         put_str(&mut out, s);
     }
     put_varint(&mut out, events.len() as u64);
-    let (mut id, mut request_id) = ("", "");
+    let (mut id, mut prev_id) = (String::new(), String::new());
+    let mut request_id = "";
     for (e, (ip, ua)) in events.iter().zip(refs) {
-        put_after(&mut out, id, &e.id);
-        id = &e.id;
-        let delta = e.time.wrapping_sub(base_time);
+        e.write_id(&mut id);
+        put_after(&mut out, &prev_id, &id);
+        std::mem::swap(&mut id, &mut prev_id);
+        let delta = e.time().wrapping_sub(base_time);
         put_varint(&mut out, ((delta << 1) ^ (delta >> 63)) as u64);
-        put_after(&mut out, request_id, &e.request_id);
-        request_id = &e.request_id;
+        put_after(&mut out, request_id, e.request_id());
+        request_id = e.request_id();
         put_varint(&mut out, ip);
         put_varint(&mut out, ua);
     }
@@ -460,6 +847,124 @@ mod tests {
         assert!(bytes.len() < 50 * 20, "{} bytes", bytes.len());
         let back = decode_pack(&events[7], 999, &bytes).expect("decodes");
         assert_eq!(back, events);
+    }
+
+    #[test]
+    fn ids_and_addresses_render_as_the_formatting_machinery_would() {
+        for (v, width) in [
+            (0u64, 9),
+            (0x6a1b_2c3d, 9),
+            (u64::MAX, 9),
+            (5, 10),
+            (1 << 40, 10),
+        ] {
+            let mut s = String::from("junk");
+            push_hex(&mut s, v, width);
+            assert_eq!(s, format!("junk{v:0width$x}"));
+        }
+        let mut id = String::from("old");
+        write_event_id(&mut id, 1_790_000_000, 42, "aB3xYz");
+        assert_eq!(id, format!("evt_{:09x}{:010x}aB3xYz", 1_790_000_000, 42));
+        write_event_id(&mut id, -5, 0, "t");
+        assert_eq!(id, "evt_0000000000000000000t");
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.20.30.40",
+            "100.200.255.9",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::5",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let mut s = String::new();
+            write_ip(&mut s, ip);
+            assert_eq!(s, ip.to_string());
+        }
+    }
+
+    #[test]
+    fn request_ids_hold_short_printable_ascii_only() {
+        let id = RequestId::new("req_0123456789abcdef").unwrap();
+        assert_eq!(id.as_str(), "req_0123456789abcdef");
+        assert_eq!(
+            format!("{id} {id:?}"),
+            "req_0123456789abcdef \"req_0123456789abcdef\""
+        );
+        assert_eq!(RequestId::fixed("cli").as_str(), "cli");
+        assert!(RequestId::new(&"x".repeat(RequestId::MAX)).is_some());
+        assert!(RequestId::new(&"x".repeat(RequestId::MAX + 1)).is_none());
+        assert!(RequestId::new("a b").is_none());
+        assert!(RequestId::new("é").is_none());
+        assert!(RequestId::new("a\nb").is_none());
+    }
+
+    #[derive(Debug)]
+    struct Key(&'static str);
+    impl Subject for Key {
+        fn account_id(&self) -> &str {
+            "acct_1"
+        }
+        fn credential_id(&self) -> &str {
+            self.0
+        }
+        fn kind(&self) -> &'static str {
+            "api_key"
+        }
+    }
+
+    #[test]
+    fn compact_successes_pack_exactly_as_the_events_they_stand_for() {
+        let key: std::sync::Arc<dyn Subject> = std::sync::Arc::new(Key("key_1"));
+        let entries: Vec<Entry> = (0..40u64)
+            .map(|i| {
+                Entry::Success(Success {
+                    seq: 7_000 + i * 3,
+                    tag: "aB3xYz",
+                    time: 1_000 + (i as i64) / 3,
+                    request_id: RequestId::new(&format!("req_{:016x}", i * 7919)).unwrap(),
+                    ip: (i % 4 != 0).then(|| {
+                        if i % 2 == 0 {
+                            "10.0.0.1"
+                        } else {
+                            "2001:db8::1"
+                        }
+                        .parse()
+                        .unwrap()
+                    }),
+                    user_agent: (i % 5 != 0).then(|| std::sync::Arc::from("curl/8 ünïcode")),
+                    subject: key.clone(),
+                })
+            })
+            .collect();
+        let events: Vec<AuditEvent> = entries.iter().map(|e| e.event().into_owned()).collect();
+        assert!(events
+            .iter()
+            .all(|e| packable(e) && same_pack(e, &events[0])));
+        assert!(entries.iter().all(|e| same_pack(e, &events[0])));
+        assert_eq!(
+            events[3].id,
+            format!("evt_{:09x}{:010x}aB3xYz", 1_001, 7_009)
+        );
+        assert_eq!(events[3].reason.as_deref(), Some("api_key"));
+        let compact = encode_pack(&entries.iter().collect::<Vec<_>>(), 990);
+        let whole = encode_pack(&events.iter().collect::<Vec<_>>(), 990);
+        assert_eq!(
+            compact, whole,
+            "the stored bytes do not depend on the queued form"
+        );
+        assert_eq!(decode_pack(&events[0], 990, &compact).unwrap(), events);
+        // another credential's success does not share a pack
+        let other = Entry::Success(Success {
+            subject: std::sync::Arc::new(Key("key_2")),
+            ..match &entries[0] {
+                Entry::Success(s) => s.clone(),
+                Entry::Event(_) => unreachable!(),
+            }
+        });
+        assert!(!same_pack(&other, &entries[0]));
+        assert!(same_pack(&Entry::from(events[1].clone()), &entries[2]));
     }
 
     #[test]

@@ -12,10 +12,13 @@
 //! the request path nothing.
 
 use crate::state::AppState;
-use dotgit_core::audit::{outcomes, types, AuditEvent};
-use std::collections::{HashMap, HashSet};
+use dotgit_core::audit::{
+    outcomes, types, AuditEvent, Entry, EventFields, RequestId, Subject, Success, Text,
+};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Events the queue holds before requests wait.
@@ -37,11 +40,11 @@ pub const BURST_WINDOW_SECONDS: i64 = 300;
 #[derive(Debug, Clone)]
 pub struct Actor {
     /// Request id (`cli` for the command line, `internal` for background work).
-    pub request_id: String,
+    pub request_id: RequestId,
     /// Source address.
     pub ip: Option<IpAddr>,
     /// User agent (truncated).
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     /// The credential acting, if any (shown in reasons of lifecycle events).
     pub credential_id: Option<String>,
 }
@@ -50,9 +53,12 @@ impl Actor {
     /// The command line on the server's machine.
     pub fn cli() -> Actor {
         Actor {
-            request_id: "cli".into(),
+            request_id: RequestId::fixed("cli"),
             ip: None,
-            user_agent: Some(format!("dotgit-cli/{}", env!("CARGO_PKG_VERSION"))),
+            user_agent: Some(Arc::from(format!(
+                "dotgit-cli/{}",
+                env!("CARGO_PKG_VERSION")
+            ))),
             credential_id: None,
         }
     }
@@ -60,7 +66,7 @@ impl Actor {
     /// The server itself (background work).
     pub fn internal() -> Actor {
         Actor {
-            request_id: "internal".into(),
+            request_id: RequestId::fixed("internal"),
             ip: None,
             user_agent: None,
             credential_id: None,
@@ -71,23 +77,40 @@ impl Actor {
     pub fn event(
         &self,
         now: i64,
-        event_type: &str,
+        event_type: &'static str,
         account_id: Option<&str>,
         credential_id: Option<&str>,
-        outcome: &str,
-        reason: Option<String>,
+        outcome: &'static str,
+        reason: Option<impl Into<Text>>,
     ) -> AuditEvent {
         AuditEvent {
             id: event_id(now),
             time: now,
-            request_id: self.request_id.clone(),
-            event_type: event_type.to_owned(),
+            request_id: self.request_id.as_str().to_owned(),
+            event_type: event_type.into(),
             account_id: account_id.map(str::to_owned),
             credential_id: credential_id.map(str::to_owned),
-            source_ip: self.ip.map(|ip| ip.to_string()),
+            source_ip: self.ip.map(|ip| {
+                let mut s = String::with_capacity(15);
+                dotgit_core::audit::write_ip(&mut s, ip);
+                s
+            }),
+            user_agent: self.user_agent.as_deref().map(str::to_owned),
+            outcome: outcome.into(),
+            reason: reason.map(Into::into),
+        }
+    }
+
+    /// A successful authentication of `subject`, in the compact form the queue carries.
+    pub fn success(&self, now: i64, subject: Arc<dyn Subject>) -> Success {
+        Success {
+            seq: next_event_seq(),
+            tag: process_tag(),
+            time: now,
+            request_id: self.request_id,
+            ip: self.ip,
             user_agent: self.user_agent.clone(),
-            outcome: outcome.to_owned(),
-            reason,
+            subject,
         }
     }
 
@@ -95,7 +118,7 @@ impl Actor {
     pub fn oauth_audit(
         &self,
         now: i64,
-    ) -> impl Fn(&str, &str, &str, String) -> AuditEvent + Send + Sync + '_ {
+    ) -> impl Fn(&'static str, &str, &str, String) -> AuditEvent + Send + Sync + '_ {
         move |t, account, credential, reason| self.oauth_event(now, t, account, credential, reason)
     }
 
@@ -104,14 +127,14 @@ impl Actor {
     pub fn into_oauth_audit(
         self,
         now: i64,
-    ) -> impl Fn(&str, &str, &str, String) -> AuditEvent + Send + Sync + 'static {
+    ) -> impl Fn(&'static str, &str, &str, String) -> AuditEvent + Send + Sync + 'static {
         move |t, account, credential, reason| self.oauth_event(now, t, account, credential, reason)
     }
 
     fn oauth_event(
         &self,
         now: i64,
-        t: &str,
+        t: &'static str,
         account: &str,
         credential: &str,
         reason: String,
@@ -136,18 +159,24 @@ impl Actor {
     }
 }
 
+/// The next per-process event sequence number (ids: [`dotgit_core::audit::write_event_id`]).
+fn next_event_seq() -> u64 {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A new event id: time and a per-process sequence first, so ids arrive in sequence order, then
 /// six random characters drawn once per process, so two processes never collide.
 fn event_id(now: i64) -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    format!("evt_{:09x}{n:010x}{}", now.max(0), process_tag())
+    let mut id = String::new();
+    dotgit_core::audit::write_event_id(&mut id, now, next_event_seq(), process_tag());
+    id
 }
 
 /// A new request id: 16 base62 characters from a per-thread xorshift generator seeded once from
 /// the CSPRNG. Request ids label, they protect nothing, so a CSPRNG call per request (`RDRAND`,
 /// ~1 % of the CPU) is not needed; unlike a counter, they do not reveal the server's traffic.
-pub fn request_id() -> String {
+pub fn request_id() -> RequestId {
     thread_local! {
         static STATE: std::cell::Cell<(u64, u64)> = std::cell::Cell::new(seed());
     }
@@ -175,15 +204,14 @@ pub fn request_id() -> String {
         (u128::from(out) << 64) | u128::from(a.wrapping_add(b))
     });
     let mut n = v;
-    let mut id = String::with_capacity(20);
-    id.push_str("req_");
-    for _ in 0..16 {
-        id.push(char::from(
-            dotgit_core::credential::BASE62[(n % 62) as usize],
-        ));
+    let mut id = [0u8; 20];
+    id[..4].copy_from_slice(b"req_");
+    for b in &mut id[4..] {
+        *b = dotgit_core::credential::BASE62[(n % 62) as usize];
         n /= 62;
     }
-    id
+    // 20 ASCII characters always make a request id
+    RequestId::new(std::str::from_utf8(&id).unwrap_or("req_")).unwrap_or(RequestId::fixed("req_"))
 }
 
 /// Six random characters drawn once per process.
@@ -351,18 +379,37 @@ impl Metrics {
 /// The sending side of the audit queue.
 #[derive(Debug)]
 pub struct Auditor {
-    tx: mpsc::Sender<AuditEvent>,
+    tx: mpsc::Sender<Entry>,
 }
 
 impl Auditor {
     /// A queue and its receiving end (for [`spawn_writer`]).
-    pub fn new() -> (Auditor, mpsc::Receiver<AuditEvent>) {
+    pub fn new() -> (Auditor, mpsc::Receiver<Entry>) {
         let (tx, rx) = mpsc::channel(AUDIT_QUEUE_CAPACITY);
         (Auditor { tx }, rx)
     }
 
     /// Queues an event; waits while the queue is full (backpressure, never a drop).
     pub async fn record(&self, e: AuditEvent) {
+        self.queue(Entry::from(e)).await;
+    }
+
+    /// Queues a successful authentication (compact: nothing is allocated for it); waits while
+    /// the queue is full.
+    pub async fn record_success(&self, s: Success) {
+        self.queue(Entry::Success(s)).await;
+    }
+
+    async fn queue(&self, e: Entry) {
+        // the common case without the wait's machinery; a full queue waits for room
+        let e = match self.tx.try_send(e) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(e)) => e,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("audit writer is gone; event not recorded");
+                return;
+            }
+        };
         if self.tx.send(e).await.is_err() {
             tracing::error!("audit writer is gone; event not recorded");
         }
@@ -396,10 +443,10 @@ const DETECTOR_MEMORY: usize = 200_000;
 #[derive(Debug, Default)]
 struct Detector {
     /// Networks each credential has been used from (present = loaded from the database).
-    networks: HashMap<String, HashSet<String>>,
-    last_seen: HashMap<String, i64>,
-    last_source: HashMap<String, Option<String>>,
-    bursts: HashMap<String, (i64, u32, bool)>,
+    networks: foldhash::HashMap<String, HashSet<String>>,
+    last_seen: foldhash::HashMap<String, i64>,
+    last_source: foldhash::HashMap<String, Option<IpAddr>>,
+    bursts: foldhash::HashMap<String, (i64, u32, bool)>,
     /// Networks first seen in this batch: written in the batch's transaction.
     new_networks: Vec<(String, String, i64)>,
 }
@@ -407,7 +454,7 @@ struct Detector {
 impl Detector {
     /// Loads, in two queries, what the database knows of the credentials in `events` that the
     /// detector has not seen yet (their networks and last use).
-    async fn prepare(&mut self, state: &AppState, events: &[AuditEvent]) {
+    async fn prepare(&mut self, state: &AppState, events: &[Entry]) {
         if self.networks.len() > DETECTOR_MEMORY {
             self.networks.clear();
             self.last_seen.clear();
@@ -418,8 +465,8 @@ impl Detector {
         }
         let mut unknown: Vec<String> = events
             .iter()
-            .filter(|e| e.event_type == types::AUTH_SUCCEEDED)
-            .filter_map(|e| e.credential_id.as_deref())
+            .filter(|e| e.event_type() == types::AUTH_SUCCEEDED)
+            .filter_map(|e| e.credential_id())
             .filter(|c| !self.networks.contains_key(*c))
             .map(str::to_owned)
             .collect();
@@ -444,13 +491,30 @@ impl Detector {
     }
 
     /// Anomalies `e` reveals (appended after it in the same batch).
-    fn inspect(&mut self, e: &AuditEvent) -> Vec<AuditEvent> {
+    fn inspect(&mut self, e: &Entry) -> Vec<AuditEvent> {
+        // the common case: the same credential again, from the same address, recently — no
+        // rule can fire, so nothing is rendered, allocated or looked up beyond two map probes
+        if let Entry::Success(ok) = e {
+            let cred = ok.subject.credential_id();
+            if let (Some(last), Some(ip)) =
+                (self.last_seen.get_mut(cred), self.last_source.get(cred))
+            {
+                if *ip == ok.ip && ok.time - *last < DORMANT_SECONDS {
+                    *last = ok.time;
+                    return Vec::new();
+                }
+            }
+        }
+        self.inspect_event(&e.event())
+    }
+
+    fn inspect_event(&mut self, e: &AuditEvent) -> Vec<AuditEvent> {
         let mut out = Vec::new();
-        let anomaly = |t: &str, reason: String| {
+        let anomaly = |t: &'static str, reason: String| {
             let actor = Actor {
-                request_id: e.request_id.clone(),
+                request_id: RequestId::new(&e.request_id).unwrap_or(RequestId::fixed("-")),
                 ip: e.source_ip.as_deref().and_then(|s| s.parse().ok()),
-                user_agent: e.user_agent.clone(),
+                user_agent: e.user_agent.as_deref().map(Arc::from),
                 credential_id: None,
             };
             actor.event(
@@ -462,17 +526,16 @@ impl Detector {
                 Some(reason),
             )
         };
-        match e.event_type.as_str() {
+        match &*e.event_type {
             types::AUTH_SUCCEEDED => {
                 let Some(cred) = e.credential_id.as_deref() else {
                     return out;
                 };
-                // the common case: the same credential again, from the same address, recently —
-                // no rule can fire, so nothing is allocated or looked up beyond two map probes
+                let source: Option<IpAddr> = e.source_ip.as_deref().and_then(|s| s.parse().ok());
                 if let (Some(last), Some(ip)) =
                     (self.last_seen.get_mut(cred), self.last_source.get(cred))
                 {
-                    if *ip == e.source_ip && e.time - *last < DORMANT_SECONDS {
+                    if *ip == source && e.time - *last < DORMANT_SECONDS {
                         *last = e.time;
                         return out;
                     }
@@ -501,7 +564,7 @@ impl Detector {
                         ));
                     }
                 }
-                self.last_source.insert(cred.clone(), e.source_ip.clone());
+                self.last_source.insert(cred.clone(), source);
                 self.last_seen.insert(cred, e.time);
             }
             types::AUTH_FAILED | types::LOGIN_FAILED => {
@@ -543,12 +606,12 @@ impl Detector {
 /// `AUDIT_SYNC_INTERVAL` after a write, and before it exits, it syncs what it wrote to disk.
 pub fn spawn_writer(
     state: AppState,
-    mut rx: mpsc::Receiver<AuditEvent>,
+    mut rx: mpsc::Receiver<Entry>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut detector = Detector::default();
-        let mut buf: Vec<AuditEvent> = Vec::with_capacity(BATCH);
+        let mut buf: Vec<Entry> = Vec::with_capacity(BATCH);
         let mut unsynced = false;
         loop {
             let n = tokio::select! {
@@ -593,18 +656,28 @@ async fn sync(state: &AppState) {
     }
 }
 
-async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<AuditEvent>) {
-    let mut batch = Vec::with_capacity(buf.len() + 4);
-    let mut anomalies = Vec::new();
+async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<Entry>) {
     detector.prepare(state, buf).await;
-    for e in buf.drain(..) {
-        let found = detector.inspect(&e);
-        batch.push(e);
-        for a in found {
-            anomalies.push(a.clone());
-            batch.push(a);
-        }
+    // anomalies go right after the event that revealed them; a batch without any (nearly every
+    // batch) is written as it came, without moving its events again
+    let mut found: Vec<(usize, AuditEvent)> = Vec::new();
+    for (i, e) in buf.iter().enumerate() {
+        found.extend(detector.inspect(e).into_iter().map(|a| (i + 1, a)));
     }
+    let anomalies: Vec<AuditEvent> = found.iter().map(|(_, a)| a.clone()).collect();
+    let batch = if found.is_empty() {
+        std::mem::replace(buf, Vec::with_capacity(BATCH))
+    } else {
+        let mut batch = Vec::with_capacity(buf.len() + found.len());
+        let mut found = found.into_iter().peekable();
+        for (i, e) in buf.drain(..).enumerate() {
+            batch.push(e);
+            while let Some((_, a)) = found.next_if(|(at, _)| *at == i + 1) {
+                batch.push(Entry::from(a));
+            }
+        }
+        batch
+    };
     let count = batch.len() as u64;
     let batch = std::sync::Arc::new(batch);
     let networks = std::sync::Arc::new(std::mem::take(&mut detector.new_networks));
@@ -675,7 +748,9 @@ mod tests {
 
     #[test]
     fn request_ids_are_unique_and_reveal_no_count() {
-        let ids: Vec<String> = (0..20_000).map(|_| request_id()).collect();
+        let ids: Vec<String> = (0..20_000)
+            .map(|_| request_id().as_str().to_owned())
+            .collect();
         let unique: HashSet<&String> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len());
         for id in &ids[..100] {
@@ -690,6 +765,49 @@ mod tests {
             .take_while(|(a, b)| a == b)
             .count();
         assert!(shared < 12, "{} / {}", ids[0], ids[1]);
+    }
+
+    #[test]
+    fn events_and_compact_successes_render_alike() {
+        let id = event_id(1_790_000_000);
+        assert!(
+            id.starts_with(&format!("evt_{:09x}", 1_790_000_000)),
+            "{id}"
+        );
+        assert_eq!(id.len(), 4 + 9 + 10 + process_tag().len());
+        // a success queued compactly stands for exactly the event `Actor::event` would build
+        let actor = Actor {
+            request_id: request_id(),
+            ip: Some("203.0.113.9".parse().unwrap()),
+            user_agent: Some(Arc::from("curl/8.5.0")),
+            credential_id: None,
+        };
+        #[derive(Debug)]
+        struct Key;
+        impl Subject for Key {
+            fn account_id(&self) -> &str {
+                "acct_1"
+            }
+            fn credential_id(&self) -> &str {
+                "key_1"
+            }
+            fn kind(&self) -> &'static str {
+                "api_key"
+            }
+        }
+        let compact = actor.success(1_790_000_000, Arc::new(Key));
+        let rendered = compact.event().into_owned();
+        let mut built = actor.event(
+            1_790_000_000,
+            types::AUTH_SUCCEEDED,
+            Some("acct_1"),
+            Some("key_1"),
+            outcomes::SUCCESS,
+            Some("api_key"),
+        );
+        assert_ne!(built.id, rendered.id, "every event has its own id");
+        built.id = rendered.id.clone();
+        assert_eq!(built, rendered);
     }
 
     #[test]

@@ -199,23 +199,17 @@ pub async fn verify_credential(
                         Some(&c.account_id),
                         Some(&c.credential_id),
                         outcomes::FAILURE,
-                        Some("account suspended".into()),
+                        Some("account suspended"),
                     ))
                     .await;
                 return Err(ApiError::account_suspended());
             }
             state.metrics.auth_success[k].fetch_add(1, Ordering::Relaxed);
             if state.config.audit_auth_success {
+                let subject: Arc<dyn dotgit_core::audit::Subject> = c.clone();
                 state
                     .auditor
-                    .record(actor.event(
-                        now,
-                        types::AUTH_SUCCEEDED,
-                        Some(&c.account_id),
-                        Some(&c.credential_id),
-                        outcomes::SUCCESS,
-                        Some(c.kind.as_str().to_owned()),
-                    ))
+                    .record_success(actor.success(now, subject))
                     .await;
             }
             Ok(Principal {
@@ -258,7 +252,7 @@ pub async fn record_refusal(
     state: &AppState,
     actor: &Actor,
     now: i64,
-    event_type: &str,
+    event_type: &'static str,
     account_id: Option<&str>,
     credential_id: Option<&str>,
     reason: &str,

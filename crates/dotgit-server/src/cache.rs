@@ -46,6 +46,19 @@ pub struct CachedCredential {
     pub client_id: Option<String>,
 }
 
+/// Successes of a cached credential are queued pointing at its entry (nothing copied).
+impl dotgit_core::audit::Subject for CachedCredential {
+    fn account_id(&self) -> &str {
+        &self.account_id
+    }
+    fn credential_id(&self) -> &str {
+        &self.credential_id
+    }
+    fn kind(&self) -> &'static str {
+        self.kind.as_str()
+    }
+}
+
 /// A registered OAuth client as client authentication needs it, cached per client id.
 #[derive(Debug)]
 pub struct CachedClient {

@@ -5,20 +5,21 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use dotgit_core::audit::RequestId;
 use dotgit_core::Scope;
 use dotgit_store::StoreError;
 use serde::Serialize;
 
 tokio::task_local! {
     /// The current request's id, set by the request-id middleware.
-    pub static REQUEST_ID: String;
+    pub static REQUEST_ID: RequestId;
 }
 
 /// The current request id, or `-` outside a request.
-pub fn current_request_id() -> String {
+pub fn current_request_id() -> RequestId {
     REQUEST_ID
-        .try_with(|id| id.clone())
-        .unwrap_or_else(|_| "-".to_owned())
+        .try_with(|id| *id)
+        .unwrap_or(RequestId::fixed("-"))
 }
 
 /// The message every invalid credential gets, whatever the reason (SPEC §3).
@@ -273,7 +274,7 @@ impl IntoResponse for ApiError {
             self.status,
             self.code,
             &self.message,
-            &request_id,
+            request_id.as_str(),
             description,
         );
         if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {

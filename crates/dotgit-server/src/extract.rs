@@ -157,7 +157,10 @@ pub fn actor_of(
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(256).collect());
+        .map(|ua| match ua.char_indices().nth(256) {
+            Some((end, _)) => std::sync::Arc::from(&ua[..end]),
+            None => std::sync::Arc::from(ua),
+        });
     crate::audit::Actor {
         request_id: crate::error::current_request_id(),
         ip: Some(crate::net::client_ip(peer, headers, &state.trusted)),

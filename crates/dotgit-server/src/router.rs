@@ -1018,7 +1018,6 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// of credentials in the query string.
 async fn edge(req: Request, next: Next) -> Response {
     let id = crate::audit::request_id();
-    let rid = id.clone();
     // A request that may write runs in a task of its own: when the client hangs up, hyper drops
     // the connection's future, and a write transaction cancelled between two statements would
     // leave SQLite's single writer connection inside a transaction (every later write failing).
@@ -1051,7 +1050,7 @@ async fn edge(req: Request, next: Next) -> Response {
         work.await
     };
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&rid) {
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         h.insert(X_REQUEST_ID.clone(), v);
     }
     h.insert(

@@ -62,10 +62,7 @@ impl AppState {
         store: Store,
         clock: Arc<dyn Clock>,
         config: Config,
-    ) -> (
-        Self,
-        tokio::sync::mpsc::Receiver<dotgit_core::audit::AuditEvent>,
-    ) {
+    ) -> (Self, tokio::sync::mpsc::Receiver<dotgit_core::audit::Entry>) {
         let trusted = config
             .trusted_proxies
             .iter()

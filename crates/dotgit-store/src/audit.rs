@@ -8,10 +8,11 @@
 
 use crate::{Result, Store, StoreError};
 use dotgit_core::audit::{
-    chain_hash, decode_pack, encode_pack, pack_hash, packable, AuditEvent, GENESIS_HASH,
+    chain_hash, decode_pack, encode_pack, pack_hash, packable, AuditEvent, Entry, EventFields,
+    GENESIS_HASH,
 };
 use sqlx::{Row, Sqlite, Transaction};
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 /// A stored event with its position.
 #[derive(Debug, Clone)]
@@ -73,13 +74,13 @@ fn from_row(r: &sqlx::sqlite::SqliteRow) -> std::result::Result<StoredRow, sqlx:
             id: r.try_get("id")?,
             time: r.try_get("time")?,
             request_id: r.try_get("request_id")?,
-            event_type: r.try_get("type")?,
+            event_type: r.try_get::<String, _>("type")?.into(),
             account_id: r.try_get("account_id")?,
             credential_id: r.try_get("credential_id")?,
             source_ip: r.try_get("source_ip")?,
             user_agent: r.try_get("user_agent")?,
-            outcome: r.try_get("outcome")?,
-            reason: r.try_get("reason")?,
+            outcome: r.try_get::<String, _>("outcome")?.into(),
+            reason: r.try_get::<Option<String>, _>("reason")?.map(Into::into),
         },
         time_last: r.try_get("time_last")?,
         pack: r.try_get("pack")?,
@@ -172,47 +173,46 @@ pub const AUDIT_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_s
 const ROWS_PER_STATEMENT: usize = 64;
 
 /// What one row will hold: an event, or a pack of events sharing all but their own fields.
-enum NewRow<'a> {
-    One(&'a AuditEvent),
-    Pack(Vec<&'a AuditEvent>),
+enum NewRow<'a, E> {
+    One(Cow<'a, AuditEvent>),
+    Pack(Vec<&'a E>),
 }
 
 /// Groups a batch into rows: the packable events of one credential between two events of other
 /// kinds become one pack (in the order their first event came), so no event changes places with
 /// an event of another kind; everything else stays a row of its own, in order.
-fn rows_of(events: &[AuditEvent]) -> Vec<NewRow<'_>> {
+fn rows_of<E: EventFields>(events: &[E]) -> Vec<NewRow<'_, E>> {
     type Key<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Option<&'a str>);
-    fn flush<'a>(rows: &mut Vec<NewRow<'a>>, open: &mut Vec<Vec<&'a AuditEvent>>) {
-        for mut pack in open.drain(..) {
-            rows.push(if pack.len() == 1 {
-                NewRow::One(pack.remove(0))
-            } else {
-                NewRow::Pack(pack)
+    fn flush<'a, E: EventFields>(rows: &mut Vec<NewRow<'a, E>>, open: &mut Vec<Vec<&'a E>>) {
+        for pack in open.drain(..) {
+            rows.push(match pack[..] {
+                [one] => NewRow::One(one.event()),
+                _ => NewRow::Pack(pack),
             });
         }
     }
     let mut rows = Vec::new();
-    let mut open: Vec<Vec<&AuditEvent>> = Vec::new();
-    let mut by_key: HashMap<Key<'_>, usize> = HashMap::new();
+    let mut open: Vec<Vec<&E>> = Vec::new();
+    let mut by_key: foldhash::HashMap<Key<'_>, usize> = foldhash::HashMap::default();
+    // the pack the previous event joined: runs of one credential's events skip the hashing
+    let mut last: Option<(Key<'_>, usize)> = None;
     for e in events {
         if packable(e) {
-            let key = (
-                e.account_id.as_deref(),
-                e.credential_id.as_deref(),
-                e.outcome.as_str(),
-                e.reason.as_deref(),
-            );
-            match by_key.get(&key) {
-                Some(&i) => open[i].push(e),
-                None => {
-                    by_key.insert(key, open.len());
-                    open.push(vec![e]);
-                }
-            }
+            let key = (e.account_id(), e.credential_id(), e.outcome(), e.reason());
+            let i = match last {
+                Some((k, i)) if k == key => i,
+                _ => *by_key.entry(key).or_insert_with(|| {
+                    open.push(Vec::new());
+                    open.len() - 1
+                }),
+            };
+            open[i].push(e);
+            last = Some((key, i));
         } else {
             flush(&mut rows, &mut open);
             by_key.clear();
-            rows.push(NewRow::One(e));
+            last = None;
+            rows.push(NewRow::One(e.event()));
         }
     }
     flush(&mut rows, &mut open);
@@ -221,7 +221,7 @@ fn rows_of(events: &[AuditEvent]) -> Vec<NewRow<'_>> {
 
 /// The column values of one new row, its chain link computed after `prev` (which it updates).
 struct RowValues<'a> {
-    id: std::borrow::Cow<'a, str>,
+    id: Cow<'a, str>,
     time: i64,
     request_id: &'a str,
     event_type: &'a str,
@@ -236,13 +236,13 @@ struct RowValues<'a> {
     pack: Option<Vec<u8>>,
 }
 
-impl<'a> NewRow<'a> {
-    fn values(&self, prev: &mut String) -> RowValues<'a> {
+impl<E: EventFields> NewRow<'_, E> {
+    fn values(&self, prev: &mut String) -> RowValues<'_> {
         match self {
             NewRow::One(e) => {
                 *prev = chain_hash(prev, e);
                 RowValues {
-                    id: std::borrow::Cow::Borrowed(&e.id),
+                    id: Cow::Borrowed(&e.id),
                     time: e.time,
                     request_id: &e.request_id,
                     event_type: &e.event_type,
@@ -258,36 +258,38 @@ impl<'a> NewRow<'a> {
                 }
             }
             NewRow::Pack(pack) => {
-                let first: &'a AuditEvent = pack[0];
+                let first: &E = pack[0];
                 let (min, max) = pack.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
-                    (lo.min(e.time), hi.max(e.time))
+                    (lo.min(e.time()), hi.max(e.time()))
                 });
                 // the row's own columns: what the events share, the first id, the time range
+                let mut id = String::new();
+                first.write_id(&mut id);
                 let head = AuditEvent {
-                    id: first.id.clone(),
+                    id,
                     time: min,
                     request_id: String::new(),
-                    event_type: first.event_type.clone(),
-                    account_id: first.account_id.clone(),
-                    credential_id: first.credential_id.clone(),
+                    event_type: first.event_type().to_owned().into(),
+                    account_id: first.account_id().map(str::to_owned),
+                    credential_id: first.credential_id().map(str::to_owned),
                     source_ip: None,
                     user_agent: None,
-                    outcome: first.outcome.clone(),
-                    reason: first.reason.clone(),
+                    outcome: first.outcome().to_owned().into(),
+                    reason: first.reason().map(|r| r.to_owned().into()),
                 };
                 let bytes = encode_pack(pack, min);
                 *prev = pack_hash(prev, &head, max, &bytes);
                 RowValues {
-                    id: std::borrow::Cow::Owned(head.id),
+                    id: Cow::Owned(head.id),
                     time: min,
                     request_id: "",
-                    event_type: &first.event_type,
-                    account_id: first.account_id.as_deref(),
-                    credential_id: first.credential_id.as_deref(),
+                    event_type: first.event_type(),
+                    account_id: first.account_id(),
+                    credential_id: first.credential_id(),
                     source_ip: None,
                     user_agent: None,
-                    outcome: &first.outcome,
-                    reason: first.reason.as_deref(),
+                    outcome: first.outcome(),
+                    reason: first.reason(),
                     hash: prev.clone(),
                     time_last: Some(max),
                     pack: Some(bytes),
@@ -349,7 +351,10 @@ pub(crate) async fn append(
 }
 
 /// Appends events inside an open rusqlite transaction, extending the chain.
-pub(crate) fn append_rs(tx: &rusqlite::Connection, events: &[AuditEvent]) -> rusqlite::Result<()> {
+pub(crate) fn append_rs(
+    tx: &rusqlite::Connection,
+    events: &[impl EventFields],
+) -> rusqlite::Result<()> {
     use rusqlite::OptionalExtension;
     if events.is_empty() {
         return Ok(());
@@ -385,7 +390,7 @@ pub(crate) fn append_rs(tx: &rusqlite::Connection, events: &[AuditEvent]) -> rus
 /// rules met for the first time, then the events.
 fn append_batch(
     conn: &mut rusqlite::Connection,
-    events: &[AuditEvent],
+    events: &[Entry],
     networks: &[(String, String, i64)],
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -406,7 +411,7 @@ impl Store {
     /// Appends a batch of events in one transaction.
     pub async fn append_audit(&self, events: &[AuditEvent]) -> Result<()> {
         self.append_audit_with_networks(
-            std::sync::Arc::new(events.to_vec()),
+            std::sync::Arc::new(events.iter().cloned().map(Entry::from).collect()),
             std::sync::Arc::new(Vec::new()),
         )
         .await
@@ -427,7 +432,7 @@ impl Store {
     /// also take up to about that long of per-request events.
     pub async fn append_audit_with_networks(
         &self,
-        events: std::sync::Arc<Vec<AuditEvent>>,
+        events: std::sync::Arc<Vec<Entry>>,
         networks: std::sync::Arc<Vec<(String, String, i64)>>,
     ) -> Result<()> {
         self.soft_write(move |c| append_batch(c, &events, &networks))

@@ -11,7 +11,8 @@ use dotgit_core::audit::{types, AuditEvent};
 
 /// Builds the audit event of an OAuth state change from (type, account id, credential id,
 /// reason); the event commits in the same transaction as the change (class A/B).
-pub type OAuthAudit<'a> = &'a (dyn Fn(&str, &str, &str, String) -> AuditEvent + Send + Sync);
+pub type OAuthAudit<'a> =
+    &'a (dyn Fn(&'static str, &str, &str, String) -> AuditEvent + Send + Sync);
 
 use crate::{invalidate, unique_violation, AccountRow, Result, Store, StoreError, ACCOUNT_COLS};
 use sqlx::{Sqlite, Transaction};
@@ -511,7 +512,7 @@ impl Store {
             ) -> std::result::Result<IssuedTokens, R>
             + Send
             + 'static,
-        ev: impl Fn(&str, &str, &str, String) -> AuditEvent + Send + Sync + 'static,
+        ev: impl Fn(&'static str, &str, &str, String) -> AuditEvent + Send + Sync + 'static,
     ) -> Result<Rotated<R>> {
         self.hot_open()?;
         let queue = self

@@ -33,7 +33,7 @@ pub(crate) type Check = Box<
 >;
 
 /// Builds the audit events of a rotation (type, account, credential, reason).
-pub(crate) type Events = Box<dyn Fn(&str, &str, &str, String) -> AuditEvent + Send + Sync>;
+pub(crate) type Events = Box<dyn Fn(&'static str, &str, &str, String) -> AuditEvent + Send + Sync>;
 
 /// One rotation to run.
 pub(crate) struct Work {

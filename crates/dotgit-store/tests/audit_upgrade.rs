@@ -23,7 +23,7 @@ fn event(i: i64) -> AuditEvent {
         source_ip: Some("203.0.113.7".into()),
         user_agent: None,
         outcome: if i % 3 == 0 { "failure" } else { "success" }.into(),
-        reason: (i % 3 == 0).then(|| "unknown key".to_owned()),
+        reason: (i % 3 == 0).then(|| "unknown key".into()),
     }
 }
 

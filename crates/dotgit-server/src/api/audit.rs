@@ -79,13 +79,13 @@ pub fn event_out(e: &AuditEvent) -> AuditEventOut {
         id: e.id.clone(),
         time: rfc3339(e.time),
         request_id: e.request_id.clone(),
-        event_type: e.event_type.clone(),
+        event_type: e.event_type.to_string(),
         account_id: e.account_id.clone(),
         credential_id: e.credential_id.clone(),
         source_ip: e.source_ip.clone(),
         user_agent: e.user_agent.clone(),
-        outcome: e.outcome.clone(),
-        reason: e.reason.clone(),
+        outcome: e.outcome.to_string(),
+        reason: e.reason.as_deref().map(str::to_owned),
     }
 }
 

@@ -180,7 +180,7 @@ pub async fn login(
             Some(&account.id),
             None,
             outcomes::SUCCESS,
-            Some("password".into()),
+            Some("password"),
         ))
         .await;
     let old = old.ok().flatten();
