@@ -257,6 +257,12 @@ pub struct RequestId {
 impl RequestId {
     /// Longest request id.
     pub const MAX: usize = 22;
+    /// The command line's.
+    pub const CLI: RequestId = RequestId::fixed("cli");
+    /// Background work's.
+    pub const INTERNAL: RequestId = RequestId::fixed("internal");
+    /// Outside any request.
+    pub const NONE: RequestId = RequestId::fixed("-");
 
     /// `s` as a request id; `None` unless it is printable ASCII of at most [`RequestId::MAX`]
     /// bytes.
@@ -272,7 +278,21 @@ impl RequestId {
         })
     }
 
-    /// A fixed id (`cli`, `internal`, `-`).
+    /// A generated id: `N` base62 characters (or any printable ASCII), no check needed at run
+    /// time beyond the length, which the type fixes.
+    pub fn from_ascii<const N: usize>(bytes: [u8; N]) -> RequestId {
+        const { assert!(N <= RequestId::MAX, "request id too long") };
+        let mut out = [b'-'; Self::MAX];
+        for (o, b) in out.iter_mut().zip(bytes) {
+            *o = if b.is_ascii_graphic() { b } else { b'-' };
+        }
+        RequestId {
+            len: N as u8,
+            bytes: out,
+        }
+    }
+
+    /// A fixed id, checked at compile time when used in a constant ([`RequestId::CLI`]…).
     pub const fn fixed(s: &'static str) -> RequestId {
         let b = s.as_bytes();
         assert!(b.len() <= Self::MAX, "request id too long");
@@ -892,7 +912,9 @@ mod tests {
             format!("{id} {id:?}"),
             "req_0123456789abcdef \"req_0123456789abcdef\""
         );
-        assert_eq!(RequestId::fixed("cli").as_str(), "cli");
+        assert_eq!(RequestId::CLI.as_str(), "cli");
+        assert_eq!(RequestId::from_ascii(*b"req_abc").as_str(), "req_abc");
+        assert_eq!(RequestId::from_ascii(*b"a b\n").as_str(), "a-b-");
         assert!(RequestId::new(&"x".repeat(RequestId::MAX)).is_some());
         assert!(RequestId::new(&"x".repeat(RequestId::MAX + 1)).is_none());
         assert!(RequestId::new("a b").is_none());
@@ -965,6 +987,118 @@ mod tests {
         });
         assert!(!same_pack(&other, &entries[0]));
         assert!(same_pack(&Entry::from(events[1].clone()), &entries[2]));
+    }
+
+    /// Events whose pack bytes were produced by the encoder as it stood before compact
+    /// successes (commit 789e69f): addresses and user agents that repeat apart and equal each
+    /// other, none, IPv6, unicode, a short request id, times before the base.
+    fn golden_events() -> Vec<AuditEvent> {
+        let ips = [
+            Some("203.0.113.7"),
+            Some("2001:db8::1"),
+            None,
+            Some("203.0.113.7"),
+            Some("10.0.0.1"),
+            Some("curl/8.5.0"),
+        ];
+        let uas = [
+            Some("curl/8.5.0"),
+            Some("203.0.113.7"),
+            None,
+            Some("ünïcode/1 ✓"),
+            Some("curl/8.5.0"),
+            Some("10.0.0.1"),
+        ];
+        (0..12i64)
+            .map(|i| AuditEvent {
+                id: format!("evt_{:09x}{:010x}aB3xYz", 1_790_000_000 + i / 4, 77 + i * 5),
+                time: 1_790_000_000 + i / 4 - (i % 3),
+                request_id: if i == 5 {
+                    "cli".to_owned()
+                } else {
+                    format!("req_{:016x}", (i as u64) * 0x9e37_79b9)
+                },
+                event_type: types::AUTH_SUCCEEDED.into(),
+                account_id: Some("acct_1".into()),
+                credential_id: Some("key_1".into()),
+                source_ip: ips[(i as usize) % ips.len()].map(str::to_owned),
+                user_agent: uas[(i as usize * 7) % uas.len()].map(str::to_owned),
+                outcome: outcomes::SUCCESS.into(),
+                reason: Some("api_key".into()),
+            })
+            .collect()
+    }
+
+    const GOLDEN_PACK: &str = concat!(
+        "01050b3230332e302e3131332e370a6375726c2f382e352e300b323030313a6462383a3a310fc3bc6ec3af63",
+        "6f64652f3120e29c930831302e302e302e310c00001d6576745f303661623133623830303030303030303034",
+        "6461423378597a040000147265715f3030303030303030303030303030303001021506023532020c00083965",
+        "333737396239030116060137000b0009313363366566333732000016060163040c0008646161363664326201",
+        "040c060b3130303030303030303631040b000932373864646536653405021606013602000003636c69020516",
+        "060162060000147265715f3030303030303033623534636461353601021506023730040b0009343533383435",
+        "34306603010c060b3230303030303030303735040c00086631626263646338000016060161080b0009353866",
+        "663334373831010416060166060b000936326532616331336105021506023834040c00086363363233616633",
+        "0205",
+    );
+
+    #[test]
+    fn the_pack_format_is_unchanged() {
+        let events = golden_events();
+        let bytes = encode_pack(&events.iter().collect::<Vec<_>>(), 1_789_999_998);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, GOLDEN_PACK);
+        assert_eq!(
+            decode_pack(&events[0], 1_789_999_998, &bytes).unwrap(),
+            events
+        );
+        // the same events queued compactly (those whose source is an address) pack alike
+        let key: std::sync::Arc<dyn Subject> = std::sync::Arc::new(Key("key_1"));
+        let (compact, whole): (Vec<Entry>, Vec<&AuditEvent>) = events
+            .iter()
+            .filter_map(|e| {
+                let ip = match e.source_ip.as_deref() {
+                    Some(s) => Some(s.parse().ok()?),
+                    None => None,
+                };
+                let (time, seq) = (e.time, u64::from_str_radix(&e.id[13..23], 16).ok()?);
+                let s = Success {
+                    seq,
+                    tag: "aB3xYz",
+                    time,
+                    request_id: RequestId::new(&e.request_id)?,
+                    ip,
+                    user_agent: e.user_agent.as_deref().map(std::sync::Arc::from),
+                    subject: key.clone(),
+                };
+                Some((Entry::Success(s), e))
+            })
+            .unzip();
+        assert_eq!(compact.len(), 10);
+        let rendered: Vec<AuditEvent> = compact.iter().map(|e| e.event().into_owned()).collect();
+        // ids carry the event's own time, as the writer's ids do
+        for (r, w) in rendered.iter().zip(&whole) {
+            assert_eq!(r.id[..4], w.id[..4]);
+            assert_eq!(r.source_ip, w.source_ip);
+            assert_eq!(r.user_agent, w.user_agent);
+            assert_eq!(r.request_id, w.request_id);
+        }
+        assert_eq!(
+            encode_pack(&compact.iter().collect::<Vec<_>>(), 1_789_999_998),
+            encode_pack(&rendered.iter().collect::<Vec<_>>(), 1_789_999_998)
+        );
+    }
+
+    #[test]
+    fn every_ipv4_address_renders_as_display_does() {
+        let mut s = String::new();
+        for a in 0..=255u8 {
+            for b in [0u8, 1, 9, 10, 99, 100, 199, 200, 255] {
+                let ip = std::net::IpAddr::from([a, b, 255 - a, a / 3]);
+                s.clear();
+                write_ip(&mut s, ip);
+                assert_eq!(s, ip.to_string());
+            }
+        }
     }
 
     #[test]

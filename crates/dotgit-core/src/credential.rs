@@ -219,12 +219,13 @@ fn looks_like_jws(token: &str) -> bool {
         return false;
     }
     // no segment empty (`find` on a char is a memchr)
-    match token.find('.') {
-        Some(first) if first > 0 => {
-            matches!(token[first + 1..].find('.'), Some(second) if second > 0 && first + 1 + second + 1 < b.len())
-        }
-        _ => false,
-    }
+    let Some(first) = token.find('.').filter(|&i| i > 0) else {
+        return false;
+    };
+    let rest = &token[first + 1..];
+    // the second segment and the third are non-empty
+    rest.find('.')
+        .is_some_and(|second| second > 0 && second + 1 < rest.len())
 }
 
 #[cfg(test)]
@@ -310,7 +311,9 @@ mod tests {
         assert_eq!(classify("a..c"), TokenShape::Malformed);
         assert_eq!(classify("a.b.c.d.e"), TokenShape::Malformed);
         assert_eq!(classify("a.b+.c"), TokenShape::Malformed);
-        for bad in [".b.c", "a.b.", "a..", "..", "...", ".", "a.b. ", "a.é.c", "a.b.c\n"] {
+        for bad in [
+            ".b.c", "a.b.", "a..", "..", "...", ".", "a.b. ", "a.é.c", "a.b.c\n",
+        ] {
             assert_eq!(classify(bad), TokenShape::Malformed, "{bad:?}");
         }
         assert_eq!(classify("a.b.c"), TokenShape::Jwt);

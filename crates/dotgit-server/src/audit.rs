@@ -53,7 +53,7 @@ impl Actor {
     /// The command line on the server's machine.
     pub fn cli() -> Actor {
         Actor {
-            request_id: RequestId::fixed("cli"),
+            request_id: RequestId::CLI,
             ip: None,
             user_agent: Some(Arc::from(format!(
                 "dotgit-cli/{}",
@@ -66,7 +66,7 @@ impl Actor {
     /// The server itself (background work).
     pub fn internal() -> Actor {
         Actor {
-            request_id: RequestId::fixed("internal"),
+            request_id: RequestId::INTERNAL,
             ip: None,
             user_agent: None,
             credential_id: None,
@@ -210,8 +210,7 @@ pub fn request_id() -> RequestId {
         *b = dotgit_core::credential::BASE62[(n % 62) as usize];
         n /= 62;
     }
-    // 20 ASCII characters always make a request id
-    RequestId::new(std::str::from_utf8(&id).unwrap_or("req_")).unwrap_or(RequestId::fixed("req_"))
+    RequestId::from_ascii(id)
 }
 
 /// Six random characters drawn once per process.
@@ -512,7 +511,7 @@ impl Detector {
         let mut out = Vec::new();
         let anomaly = |t: &'static str, reason: String| {
             let actor = Actor {
-                request_id: RequestId::new(&e.request_id).unwrap_or(RequestId::fixed("-")),
+                request_id: RequestId::new(&e.request_id).unwrap_or(RequestId::NONE),
                 ip: e.source_ip.as_deref().and_then(|s| s.parse().ok()),
                 user_agent: e.user_agent.as_deref().map(Arc::from),
                 credential_id: None,
@@ -666,7 +665,7 @@ async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<En
     }
     let anomalies: Vec<AuditEvent> = found.iter().map(|(_, a)| a.clone()).collect();
     let batch = if found.is_empty() {
-        std::mem::replace(buf, Vec::with_capacity(BATCH))
+        std::mem::take(buf)
     } else {
         let mut batch = Vec::with_capacity(buf.len() + found.len());
         let mut found = found.into_iter().peekable();
@@ -679,8 +678,8 @@ async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<En
         batch
     };
     let count = batch.len() as u64;
-    let batch = std::sync::Arc::new(batch);
-    let networks = std::sync::Arc::new(std::mem::take(&mut detector.new_networks));
+    let batch = Arc::new(batch);
+    let networks = Arc::new(std::mem::take(&mut detector.new_networks));
     let mut delay = std::time::Duration::from_millis(50);
     loop {
         match state
@@ -695,6 +694,13 @@ async fn write_batch(state: &AppState, detector: &mut Detector, buf: &mut Vec<En
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(std::time::Duration::from_secs(5));
             }
+        }
+    }
+    // the written batch's vector becomes the next batch's buffer (the store has let go of it)
+    if let Ok(mut spent) = Arc::try_unwrap(batch) {
+        spent.clear();
+        if spent.capacity() > buf.capacity() {
+            *buf = spent;
         }
     }
     state

@@ -17,9 +17,7 @@ tokio::task_local! {
 
 /// The current request id, or `-` outside a request.
 pub fn current_request_id() -> RequestId {
-    REQUEST_ID
-        .try_with(|id| *id)
-        .unwrap_or(RequestId::fixed("-"))
+    REQUEST_ID.try_with(|id| *id).unwrap_or(RequestId::NONE)
 }
 
 /// The message every invalid credential gets, whatever the reason (SPEC §3).
