@@ -184,7 +184,7 @@ fn table(state: AppState) -> Table {
         "The caller: account and credential in use",
         200,
         None,
-        Some(schema::<api::user::UserOut>),
+        Some(schema::<api::user::UserOut<'static>>),
         api::user::get_user,
     )
     .add(
@@ -394,7 +394,7 @@ fn table(state: AppState) -> Table {
         "Decide on a credential and scope exactly as a /v1 route would (forward-auth)",
         200,
         Some(schema::<api::check::CheckRequest>),
-        Some(schema::<api::check::CheckResponse>),
+        Some(schema::<api::check::CheckResponse<'static>>),
         api::check::check,
     )
     .add(

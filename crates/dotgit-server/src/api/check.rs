@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dotgit_core::Scope;
 use schemars::JsonSchema;
@@ -35,15 +36,15 @@ impl std::fmt::Debug for CheckRequest {
 
 /// A positive decision.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct CheckResponse {
+pub struct CheckResponse<'a> {
     /// Always true (a refusal is an error response).
     pub allowed: bool,
     /// Account id.
-    pub account_id: String,
+    pub account_id: &'a str,
     /// Username.
-    pub username: String,
+    pub username: &'a str,
     /// The credential.
-    pub credential: CredentialInfo,
+    pub credential: CredentialInfo<'a>,
 }
 
 /// Decides.
@@ -51,7 +52,7 @@ pub async fn check(
     State(s): State<AppState>,
     actor: crate::audit::Actor,
     ApiJson(body): ApiJson<CheckRequest>,
-) -> Result<Json<CheckResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let needed = match &body.scope {
         Some(sc) => {
             Some(Scope::parse(sc).map_err(|e| ApiError::invalid_scope(format!("scope: {e}")))?)
@@ -75,13 +76,9 @@ pub async fn check(
     }
     Ok(Json(CheckResponse {
         allowed: true,
-        account_id: p.account_id.clone(),
-        username: p.username.clone(),
-        credential: CredentialInfo {
-            kind: p.kind.as_str().to_owned(),
-            id: p.credential_id.clone(),
-            scopes: p.scopes.to_strings(),
-            expires_at: super::ts_opt(p.expires_at),
-        },
-    }))
+        account_id: &p.account_id,
+        username: &p.username,
+        credential: CredentialInfo::of(&p),
+    })
+    .into_response())
 }
