@@ -157,10 +157,7 @@ pub fn actor_of(
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .map(|ua| match ua.char_indices().nth(256) {
-            Some((end, _)) => std::sync::Arc::from(&ua[..end]),
-            None => std::sync::Arc::from(ua),
-        });
+        .map(truncated_user_agent);
     crate::audit::Actor {
         request_id: crate::error::current_request_id(),
         ip: Some(crate::net::client_ip(peer, headers, &state.trusted)),
@@ -168,6 +165,14 @@ pub fn actor_of(
         credential_id: extensions
             .get::<Principal>()
             .map(|p| p.credential_id.clone()),
+    }
+}
+
+/// A user agent as audit events record it: its first 256 characters.
+fn truncated_user_agent(ua: &str) -> std::sync::Arc<str> {
+    match ua.char_indices().nth(256) {
+        Some((end, _)) => std::sync::Arc::from(&ua[..end]),
+        None => std::sync::Arc::from(ua),
     }
 }
 
@@ -304,5 +309,22 @@ impl<S: Send + Sync> FromRequest<S> for FormBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         Ok(FormBody(read_form(req, state).await))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn user_agents_keep_their_first_256_characters() {
+        for ua in [
+            "",
+            "curl/8.5.0",
+            &"é".repeat(256),
+            &"é✓x".repeat(200),
+            &"a".repeat(257),
+        ] {
+            let want: String = ua.chars().take(256).collect();
+            assert_eq!(&*super::truncated_user_agent(ua), want.as_str());
+        }
     }
 }
