@@ -415,6 +415,13 @@ pub fn write_ip(out: &mut String, ip: std::net::IpAddr) {
     }
 }
 
+/// [`write_ip`] into a new string.
+pub fn ip_string(ip: std::net::IpAddr) -> String {
+    let mut s = String::with_capacity(15);
+    write_ip(&mut s, ip);
+    s
+}
+
 impl EventFields for Success {
     fn event(&self) -> std::borrow::Cow<'_, AuditEvent> {
         let mut id = String::new();
@@ -426,11 +433,7 @@ impl EventFields for Success {
             event_type: types::AUTH_SUCCEEDED.into(),
             account_id: Some(self.subject.account_id().to_owned()),
             credential_id: Some(self.subject.credential_id().to_owned()),
-            source_ip: self.ip.map(|ip| {
-                let mut s = String::with_capacity(15);
-                write_ip(&mut s, ip);
-                s
-            }),
+            source_ip: self.ip.map(ip_string),
             user_agent: self.user_agent.as_deref().map(str::to_owned),
             outcome: outcomes::SUCCESS.into(),
             reason: Some(self.subject.kind().into()),

@@ -90,11 +90,7 @@ impl Actor {
             event_type: event_type.into(),
             account_id: account_id.map(str::to_owned),
             credential_id: credential_id.map(str::to_owned),
-            source_ip: self.ip.map(|ip| {
-                let mut s = String::with_capacity(15);
-                dotgit_core::audit::write_ip(&mut s, ip);
-                s
-            }),
+            source_ip: self.ip.map(dotgit_core::audit::ip_string),
             user_agent: self.user_agent.as_deref().map(str::to_owned),
             outcome: outcome.into(),
             reason: reason.map(Into::into),
@@ -492,15 +488,21 @@ impl Detector {
     /// Anomalies `e` reveals (appended after it in the same batch).
     fn inspect(&mut self, e: &Entry) -> Vec<AuditEvent> {
         // the common case: the same credential again, from the same address, recently — no
-        // rule can fire, so nothing is rendered, allocated or looked up beyond two map probes
-        if let Entry::Success(ok) = e {
-            let cred = ok.subject.credential_id();
-            if let (Some(last), Some(ip)) =
-                (self.last_seen.get_mut(cred), self.last_source.get(cred))
-            {
-                if *ip == ok.ip && ok.time - *last < DORMANT_SECONDS {
-                    *last = ok.time;
-                    return Vec::new();
+        // rule can fire, so nothing is rendered (a compact success), allocated or looked up
+        // beyond two map probes
+        if e.event_type() == types::AUTH_SUCCEEDED {
+            if let Some(cred) = e.credential_id() {
+                let source = match e {
+                    Entry::Success(ok) => ok.ip,
+                    Entry::Event(ev) => ev.source_ip.as_deref().and_then(|s| s.parse().ok()),
+                };
+                if let (Some(last), Some(ip)) =
+                    (self.last_seen.get_mut(cred), self.last_source.get(cred))
+                {
+                    if *ip == source && e.time() - *last < DORMANT_SECONDS {
+                        *last = e.time();
+                        return Vec::new();
+                    }
                 }
             }
         }
@@ -530,15 +532,8 @@ impl Detector {
                 let Some(cred) = e.credential_id.as_deref() else {
                     return out;
                 };
+                // (the common case never gets here: `inspect` answered it)
                 let source: Option<IpAddr> = e.source_ip.as_deref().and_then(|s| s.parse().ok());
-                if let (Some(last), Some(ip)) =
-                    (self.last_seen.get_mut(cred), self.last_source.get(cred))
-                {
-                    if *ip == source && e.time - *last < DORMANT_SECONDS {
-                        *last = e.time;
-                        return out;
-                    }
-                }
                 let cred = cred.to_owned();
                 if let Some(net) = e.source_ip.as_deref().and_then(network_of) {
                     let known = self.networks.entry(cred.clone()).or_default();
