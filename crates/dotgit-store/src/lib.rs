@@ -92,7 +92,11 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             // 64 MiB of page cache per connection: the audit log's indexes stay in memory
-            .pragma("cache_size", "-65536");
+            .pragma("cache_size", "-65536")
+            .pragma(
+                "wal_autocheckpoint",
+                hot::WAL_AUTOCHECKPOINT_PAGES.to_string(),
+            );
         // no ping before handing out a connection: it is a local file, and the ping was one more
         // hand-off to sqlx's connection thread per transaction
         let write = SqlitePoolOptions::new()
