@@ -23,7 +23,7 @@ use super::{
 use crate::auth::owner_may;
 use crate::error::ApiError;
 use crate::extract::{ApiForm, FormParams};
-use crate::ops::{new_id, new_secret};
+use crate::ops::{new_id, new_secret, new_sorted_id};
 use crate::state::AppState;
 use crate::web::session::constant_time_eq;
 use axum::extract::{ConnectInfo, State};
@@ -164,7 +164,7 @@ fn new_tokens(client_id: &str, now: i64) -> Result<NewTokens, ApiError> {
     let refresh_secret = new_secret(CredentialKind::OAuthRefresh)?;
     let row = |kind: &str, secret: &Secret| -> Result<OAuthTokenRow, ApiError> {
         Ok(OAuthTokenRow {
-            id: new_id("tok")?,
+            id: new_sorted_id("tok")?,
             token_hash: secret.hash().to_hex(),
             kind: kind.to_owned(),
             grant_id: String::new(),
