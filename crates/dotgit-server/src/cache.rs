@@ -6,12 +6,16 @@
 //! before the change carries the old generation and is dropped. Other nodes and the CLI reach
 //! this through the `invalidations` table, polled by [`crate::state::spawn_background`].
 
+use crate::bounded::Bounded;
 use dotgit_core::jwt::RsaPublicKey;
 use dotgit_core::net::Cidr;
 use dotgit_core::{AccountStatus, CredentialKind, Plan, ScopeSet, SecretHash};
 use parking_lot::RwLock;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long an entry is served before it is read from the database again.
+const TTL: Duration = Duration::from_secs(600);
 
 /// What a verified opaque credential authenticates as.
 #[derive(Debug, Clone)]
@@ -103,9 +107,9 @@ pub struct JwtKeyEntry {
 #[derive(Debug)]
 pub struct VerifyCache {
     enabled: bool,
-    map: moka::sync::Cache<[u8; 32], Arc<CachedCredential>>,
-    jwt_keys: moka::sync::Cache<String, Arc<JwtKeyEntry>>,
-    clients: moka::sync::Cache<String, Arc<CachedClient>>,
+    map: Bounded<[u8; 32], CachedCredential>,
+    jwt_keys: Bounded<String, JwtKeyEntry>,
+    clients: Bounded<String, CachedClient>,
     generation: RwLock<u64>,
 }
 
@@ -121,18 +125,9 @@ impl VerifyCache {
     pub fn new(capacity: u64) -> Self {
         VerifyCache {
             enabled: capacity > 0,
-            map: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(Duration::from_secs(600))
-                .build(),
-            jwt_keys: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(600))
-                .build(),
-            clients: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(600))
-                .build(),
+            map: Bounded::new(capacity, TTL),
+            jwt_keys: Bounded::new(10_000, TTL),
+            clients: Bounded::new(if capacity > 0 { 10_000 } else { 0 }, TTL),
             generation: RwLock::new(0),
         }
     }
@@ -190,9 +185,9 @@ impl VerifyCache {
     pub fn invalidate_all(&self) {
         let mut g = self.generation.write();
         *g += 1;
-        self.map.invalidate_all();
-        self.jwt_keys.invalidate_all();
-        self.clients.invalidate_all();
+        self.map.clear();
+        self.jwt_keys.clear();
+        self.clients.clear();
     }
 }
 

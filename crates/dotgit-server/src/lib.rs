@@ -6,6 +6,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+mod bounded;
 pub mod cache;
 pub mod config;
 pub mod error;
