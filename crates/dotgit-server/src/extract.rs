@@ -126,9 +126,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 }
 
 /// The authenticated caller of a route. The route's access declaration in `router.rs` put it
-/// there; a handler on a route without one cannot obtain it.
+/// there; a handler on a route without one cannot obtain it. Shared, not copied: the principal
+/// is built once per request.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller(pub std::sync::Arc<Principal>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
@@ -136,7 +137,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<Principal>()
+            .get::<std::sync::Arc<Principal>>()
             .cloned()
             .map(Caller)
             .ok_or_else(|| ApiError::internal("route has no access declaration"))
@@ -163,7 +164,7 @@ pub fn actor_of(
         ip: Some(crate::net::client_ip(peer, headers, &state.trusted)),
         user_agent,
         credential_id: extensions
-            .get::<Principal>()
+            .get::<std::sync::Arc<Principal>>()
             .map(|p| p.credential_id.clone()),
     }
 }

@@ -1128,7 +1128,7 @@ async fn enforce(
                     }
                 }
                 let due = principal.rotation_due;
-                req.extensions_mut().insert(principal);
+                req.extensions_mut().insert(std::sync::Arc::new(principal));
                 let mut resp = next.run(req).await;
                 if due {
                     resp.headers_mut().insert(
