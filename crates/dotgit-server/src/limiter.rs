@@ -47,7 +47,9 @@ pub struct Limiter {
     failure_limit: u32,
     failure_window: i64,
     failures: Mutex<HashMap<IpAddr, Source>>,
-    usage: Mutex<HashMap<String, Window>>,
+    /// (keys are ids of verified credentials only, so a fast hash is safe here; the failure
+    /// map's keys are chosen by clients and keep the standard, seeded SipHash)
+    usage: Mutex<foldhash::HashMap<String, Window>>,
 }
 
 impl Limiter {
@@ -57,7 +59,7 @@ impl Limiter {
             failure_limit,
             failure_window: i64::try_from(failure_window).unwrap_or(i64::MAX),
             failures: Mutex::new(HashMap::new()),
-            usage: Mutex::new(HashMap::new()),
+            usage: Mutex::new(foldhash::HashMap::default()),
         }
     }
 

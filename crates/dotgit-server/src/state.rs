@@ -35,7 +35,7 @@ pub struct Inner {
     /// Rate limits.
     pub limiter: Limiter,
     /// Pending `last_used_at` updates.
-    pub usage: Mutex<HashMap<String, i64>>,
+    pub usage: Mutex<foldhash::HashMap<String, i64>>,
     /// Pending scope-usage updates: (credential, granted scope) → last use.
     pub scope_usage: Mutex<HashMap<(String, String), i64>>,
     /// Public base URL.
@@ -83,7 +83,7 @@ impl AppState {
             trusted,
             cache,
             limiter,
-            usage: Mutex::new(HashMap::new()),
+            usage: Mutex::new(foldhash::HashMap::default()),
             scope_usage: Mutex::new(HashMap::new()),
             public_url,
             audience,
