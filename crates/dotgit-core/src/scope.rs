@@ -169,11 +169,35 @@ fn truncate(s: &str) -> String {
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.resource.as_str(), self.action.as_str())?;
+        f.write_str(self.resource.as_str())?;
+        f.write_str(":")?;
+        f.write_str(self.action.as_str())?;
         if let Some(p) = &self.project {
-            write!(f, ":{p}")?;
+            f.write_str(":")?;
+            f.write_str(p)?;
         }
         Ok(())
+    }
+}
+
+impl Scope {
+    /// Appends the scope's text (`resource:action[:project]`) to `out` — what `Display` writes,
+    /// without the formatting machinery (scope lists are written on hot routes).
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self.resource.as_str());
+        out.push(':');
+        out.push_str(self.action.as_str());
+        if let Some(p) = &self.project {
+            out.push(':');
+            out.push_str(p);
+        }
+    }
+
+    fn text_len(&self) -> usize {
+        self.resource.as_str().len()
+            + 1
+            + self.action.as_str().len()
+            + self.project.as_ref().map_or(0, |p| 1 + p.len())
     }
 }
 
@@ -220,16 +244,26 @@ impl ScopeSet {
 
     /// The space-separated form.
     pub fn to_space_separated(&self) -> String {
-        self.0
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut out = String::with_capacity(self.0.iter().map(|s| s.text_len() + 1).sum());
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            s.push_to(&mut out);
+        }
+        out
     }
 
     /// The scopes as strings, sorted.
     pub fn to_strings(&self) -> Vec<String> {
-        self.0.iter().map(|s| s.to_string()).collect()
+        self.0
+            .iter()
+            .map(|s| {
+                let mut t = String::with_capacity(s.text_len());
+                s.push_to(&mut t);
+                t
+            })
+            .collect()
     }
 
     /// The scopes.
@@ -432,6 +466,13 @@ mod tests {
         #[test]
         fn display_parse_round_trip(s in arb_scope()) {
             prop_assert_eq!(Scope::parse(&s.to_string()).unwrap(), s);
+        }
+
+        #[test]
+        fn lists_are_the_scopes_as_displayed(s in arb_set()) {
+            let shown: Vec<String> = s.iter().map(|x| x.to_string()).collect();
+            prop_assert_eq!(s.to_space_separated(), shown.join(" "));
+            prop_assert_eq!(s.to_strings(), shown);
         }
 
         #[test]
