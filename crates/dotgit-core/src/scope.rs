@@ -169,28 +169,22 @@ fn truncate(s: &str) -> String {
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.resource.as_str())?;
-        f.write_str(":")?;
-        f.write_str(self.action.as_str())?;
-        if let Some(p) = &self.project {
-            f.write_str(":")?;
-            f.write_str(p)?;
-        }
-        Ok(())
+        self.write_to(f)
     }
 }
 
 impl Scope {
-    /// Appends the scope's text (`resource:action[:project]`) to `out` — what `Display` writes,
-    /// without the formatting machinery (scope lists are written on hot routes).
-    fn push_to(&self, out: &mut String) {
-        out.push_str(self.resource.as_str());
-        out.push(':');
-        out.push_str(self.action.as_str());
+    /// Writes the scope's text (`resource:action[:project]`): what `Display` shows, and what the
+    /// scope lists push straight into one string (they are written on hot routes).
+    fn write_to<W: fmt::Write>(&self, out: &mut W) -> fmt::Result {
+        out.write_str(self.resource.as_str())?;
+        out.write_str(":")?;
+        out.write_str(self.action.as_str())?;
         if let Some(p) = &self.project {
-            out.push(':');
-            out.push_str(p);
+            out.write_str(":")?;
+            out.write_str(p)?;
         }
+        Ok(())
     }
 
     fn text_len(&self) -> usize {
@@ -249,7 +243,8 @@ impl ScopeSet {
             if i > 0 {
                 out.push(' ');
             }
-            s.push_to(&mut out);
+            // writing into a String cannot fail
+            let _ = s.write_to(&mut out);
         }
         out
     }
@@ -260,7 +255,7 @@ impl ScopeSet {
             .iter()
             .map(|s| {
                 let mut t = String::with_capacity(s.text_len());
-                s.push_to(&mut t);
+                let _ = s.write_to(&mut t);
                 t
             })
             .collect()
