@@ -127,7 +127,7 @@ impl VerifyCache {
             enabled: capacity > 0,
             map: Bounded::new(capacity, TTL),
             jwt_keys: Bounded::new(10_000, TTL),
-            clients: Bounded::new(if capacity > 0 { 10_000 } else { 0 }, TTL),
+            clients: Bounded::new(10_000, TTL),
             generation: RwLock::new(0),
         }
     }
