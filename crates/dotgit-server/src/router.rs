@@ -49,7 +49,6 @@ fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
 struct Table {
     router: Router<AppState>,
     docs: Vec<RouteDoc>,
-    state: AppState,
 }
 
 impl Table {
@@ -70,13 +69,11 @@ impl Table {
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
-        let mut mr = on(filter, handler);
-        if access != Access::Public {
-            mr = mr.layer(middleware::from_fn_with_state(
-                (self.state.clone(), access),
-                enforce,
-            ));
-        }
+        let mr = if access == Access::Public {
+            on(filter, handler)
+        } else {
+            on(filter, Guarded::new(access, handler))
+        };
         self.router = self.router.route(path, mr);
         self.docs.push(RouteDoc {
             method,
@@ -103,7 +100,7 @@ impl Table {
 }
 
 /// Every route of the HTTPS listener, with its access rule.
-fn table(state: AppState) -> Table {
+fn table() -> Table {
     use Access::*;
     use Action::{Read, Write};
     use Projects::{All, AnyOne, Path};
@@ -115,7 +112,6 @@ fn table(state: AppState) -> Table {
     Table {
         router: Router::new(),
         docs: Vec::new(),
-        state,
     }
     .add(
         get.clone(),
@@ -939,13 +935,13 @@ fn dashboard_routes(t: Table) -> Table {
 // ---- end dashboard ------------------------------------------------------------------------
 
 /// The documented routes (for tests and tooling).
-pub fn route_docs(state: AppState) -> Vec<RouteDoc> {
-    table(state).docs
+pub fn route_docs() -> Vec<RouteDoc> {
+    table().docs
 }
 
 /// The HTTPS application.
 pub fn app(state: AppState) -> Router {
-    let t = table(state.clone());
+    let t = table();
     let doc = openapi_document(&t.docs, &state.public_url);
     t.router
         .layer(axum::Extension(OpenApiDoc(std::sync::Arc::new(doc))))
@@ -1065,28 +1061,80 @@ async fn edge(req: Request, next: Next) -> Response {
     resp
 }
 
+/// A route's handler behind its access check. The check is part of the handler rather than a
+/// `from_fn` layer around it: a layer clones the route's boxed service stack and boxes a `Next`
+/// for every request, which the hottest authenticated routes paid on every call.
+struct Guarded<H, T> {
+    access: Access,
+    handler: H,
+    _marker: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<H: Clone, T> Clone for Guarded<H, T> {
+    fn clone(&self) -> Self {
+        Guarded {
+            access: self.access,
+            handler: self.handler.clone(),
+            _marker: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<H, T> Guarded<H, T> {
+    fn new(access: Access, handler: H) -> Self {
+        Guarded {
+            access,
+            handler,
+            _marker: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Marks the handler type of a [`Guarded`] route.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct GuardedRoute;
+
+impl<H, T> axum::handler::Handler<(GuardedRoute, T), AppState> for Guarded<H, T>
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+
+    fn call(self, req: Request, state: AppState) -> Self::Future {
+        Box::pin(enforce(state, self.access, req, self.handler))
+    }
+}
+
 /// Per-route access check: authenticate, authorize against the route's declaration, spend the
 /// credential's budget, and hand the principal to the handler.
-async fn enforce(
-    State((state, access)): State<(AppState, Access)>,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn enforce<H, T>(state: AppState, access: Access, req: Request, handler: H) -> Response
+where
+    H: axum::handler::Handler<T, AppState>,
+{
     let actor = crate::extract::actor_of(&state, req.headers(), req.extensions());
     let (principal, budget) = match auth::authenticate(&state, req.headers(), &actor).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    let (mut parts, body) = req.into_parts();
-    let params: Vec<(String, String)> =
-        match RawPathParams::from_request_parts(&mut parts, &()).await {
+    // only a route narrowed to a path's project reads its path parameters
+    let mut req = req;
+    let params: Vec<(String, String)> = if matches!(access, Access::Scoped(_, _, Projects::Path(_)))
+    {
+        let (mut parts, body) = req.into_parts();
+        let params = match RawPathParams::from_request_parts(&mut parts, &()).await {
             Ok(p) => p
                 .iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
             Err(_) => Vec::new(),
         };
-    let mut req = Request::from_parts(parts, body);
+        req = Request::from_parts(parts, body);
+        params
+    } else {
+        Vec::new()
+    };
     let lookup = |name: &str| {
         params
             .iter()
@@ -1129,7 +1177,7 @@ async fn enforce(
                 }
                 let due = principal.rotation_due;
                 req.extensions_mut().insert(std::sync::Arc::new(principal));
-                let mut resp = next.run(req).await;
+                let mut resp = handler.call(req, state.clone()).await;
                 if due {
                     resp.headers_mut().insert(
                         "x-dotgit-key-rotation-due",
