@@ -352,8 +352,9 @@ async fn verify_jwt(
     token: &str,
     now: i64,
 ) -> Result<Result<Arc<CachedCredential>, Refused>, ApiError> {
-    let hash = SecretHash::of(token);
-    if let Some(c) = state.cache.get(&hash) {
+    // the token's digest only keys the cache: with the cache off it is not computed
+    let hash = state.cache.enabled().then(|| SecretHash::of(token));
+    if let Some(c) = hash.as_ref().and_then(|h| state.cache.get(h)) {
         if c.kind != CredentialKind::Jwt {
             return Ok(Err(Failure::Unknown.into()));
         }
@@ -433,8 +434,8 @@ async fn verify_jwt(
         rotation_due_at: Some(entry.rotation_due_at),
         client_id: None,
     });
-    if !entry.single_use {
-        state.cache.fill(&hash, generation, cred.clone());
+    if let (false, Some(hash)) = (entry.single_use, &hash) {
+        state.cache.fill(hash, generation, cred.clone());
     }
     Ok(Ok(cred))
 }

@@ -132,6 +132,11 @@ impl VerifyCache {
         }
     }
 
+    /// Whether credentials are kept at all (capacity above zero).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// A cached entry.
     pub fn get(&self, h: &SecretHash) -> Option<Arc<CachedCredential>> {
         self.map.get(&h.0)

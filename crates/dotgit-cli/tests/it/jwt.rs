@@ -74,8 +74,16 @@ struct Setup {
 }
 
 async fn setup_with(single_use: bool) -> Setup {
+    setup_cached(single_use, 100_000).await
+}
+
+async fn setup_cached(single_use: bool, cache_capacity: u64) -> Setup {
     // these tests make many failed attempts on purpose; the limiter has its own tests
-    let s = TestServer::start_with(|c| c.auth_failure_limit = 1000).await;
+    let s = TestServer::start_with(|c| {
+        c.auth_failure_limit = 1000;
+        c.verification_cache_capacity = cache_capacity;
+    })
+    .await;
     let alice = s.account("alice").await;
     let admin = s
         .key(&alice, &["keys:write", "repo:write", "deploy:read"])
@@ -195,6 +203,37 @@ async fn a_registered_key_signs_tokens_that_work_until_exp_or_deletion() {
             .status,
         404
     );
+}
+
+#[tokio::test]
+async fn with_the_verification_cache_off_every_use_is_verified_in_full() {
+    // the token's digest keys only the cache; with the cache off the server skips it, and a
+    // repeated token must still go through signature, expiry and key checks every time
+    let t = setup_cached(false, 0).await;
+    let s = &t.s;
+    let tok = t.token(json!({}));
+    for _ in 0..2 {
+        let r = s.get("/v1/user", &tok).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["credential"]["id"], t.kid.as_str());
+    }
+    // a different signature over the same claims is refused, even right after a success
+    let (signing_input, _) = tok.rsplit_once('.').unwrap();
+    let other = t.token(json!({"scope": "deploy:read"}));
+    let (_, foreign_sig) = other.rsplit_once('.').unwrap();
+    refused(
+        s,
+        &format!("{signing_input}.{foreign_sig}"),
+        "signature of another token",
+    )
+    .await;
+    s.clock.advance(600 + 61);
+    refused(s, &tok, "expired").await;
+    let fresh = t.token(json!({}));
+    assert_eq!(s.get("/v1/user", &fresh).await.status, 200);
+    let r = s.delete(&format!("/v1/jwt-keys/{}", t.kid), &t.admin).await;
+    assert_eq!(r.status, 204);
+    refused(s, &fresh, "key deleted").await;
 }
 
 #[tokio::test]
