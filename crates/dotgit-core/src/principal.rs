@@ -80,8 +80,6 @@ pub struct Principal {
     pub scopes: ScopeSet,
     /// When the credential stops working, if ever (Unix seconds).
     pub expires_at: Option<i64>,
-    /// The credential is older than its account's rotation policy.
-    pub rotation_due: bool,
 }
 
 impl Principal {

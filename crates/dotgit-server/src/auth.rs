@@ -157,6 +157,15 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
     Ok(Some(token))
 }
 
+/// An accepted credential.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// Who it authenticates as (shared with every request of a cached credential).
+    pub principal: Arc<Principal>,
+    /// The credential is older than its account's rotation policy (a warning header).
+    pub rotation_due: bool,
+}
+
 /// Verifies a presented credential string and records the decision (audit, metrics). The
 /// caller has already passed the source rate-limit check. On a refusal, the source's failure
 /// counter has been bumped.
@@ -164,7 +173,7 @@ pub async fn verify_credential(
     state: &AppState,
     token: &str,
     actor: &Actor,
-) -> Result<Principal, ApiError> {
+) -> Result<Verified, ApiError> {
     let now = state.now();
     let shape = classify(token);
     let kind = match &shape {
@@ -212,16 +221,9 @@ pub async fn verify_credential(
                     .record_success(actor.success(now, subject))
                     .await;
             }
-            Ok(Principal {
-                account_id: c.account_id.clone(),
-                username: c.username.clone(),
-                plan: c.plan,
-                operator: c.operator,
-                kind: c.kind,
-                credential_id: c.credential_id.clone(),
-                scopes: c.scopes.clone(),
-                expires_at: c.expires_at,
-                rotation_due: c.rotation_due_at.is_some_and(|d| now >= d),
+            Ok(Verified {
+                principal: c.principal(),
+                rotation_due: c.rotation_due(now),
             })
         }
         Err(r) => {
@@ -433,6 +435,7 @@ async fn verify_jwt(
         ips: v.ips,
         rotation_due_at: Some(entry.rotation_due_at),
         client_id: None,
+        principal: std::sync::OnceLock::new(),
     });
     if let (false, Some(hash)) = (entry.single_use, &hash) {
         state.cache.fill(hash, generation, cred.clone());
@@ -519,6 +522,7 @@ async fn load_api_key(
         ips: None,
         rotation_due_at: Some(rotation_due_at),
         client_id: None,
+        principal: std::sync::OnceLock::new(),
     }))
 }
 
@@ -555,6 +559,7 @@ async fn load_access_token(
         ips: None,
         rotation_due_at: None,
         client_id: Some(tok.client_id),
+        principal: std::sync::OnceLock::new(),
     }))
 }
 
@@ -564,7 +569,7 @@ pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     actor: &Actor,
-) -> Result<(Principal, Budget), ApiError> {
+) -> Result<(Verified, Budget), ApiError> {
     let now = state.now();
     check_source(state, actor, now)?;
     let token = match bearer(headers) {
@@ -575,7 +580,8 @@ pub async fn authenticate(
             return Err(ApiError::invalid_token().with_cause(f.reason()));
         }
     };
-    let principal = verify_credential(state, token, actor).await?;
+    let verified = verify_credential(state, token, actor).await?;
+    let principal = &verified.principal;
     let budget = state.limiter.spend(
         &principal.credential_id,
         state.config.budget_for(principal.plan),
@@ -607,7 +613,7 @@ pub async fn authenticate(
     if principal.kind == CredentialKind::ApiKey {
         state.note_use(&principal.credential_id);
     }
-    Ok((principal, budget))
+    Ok((verified, budget))
 }
 
 /// 429 for a source over its failure budget — checked before the credential is looked at, so

@@ -9,9 +9,9 @@
 use crate::bounded::Bounded;
 use dotgit_core::jwt::RsaPublicKey;
 use dotgit_core::net::Cidr;
-use dotgit_core::{AccountStatus, CredentialKind, Plan, ScopeSet, SecretHash};
+use dotgit_core::{AccountStatus, CredentialKind, Plan, Principal, ScopeSet, SecretHash};
 use parking_lot::RwLock;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// How long an entry is served before it is read from the database again.
@@ -48,6 +48,35 @@ pub struct CachedCredential {
     pub rotation_due_at: Option<i64>,
     /// The OAuth client an access token was issued to (introspection answers only it).
     pub client_id: Option<String>,
+    /// The caller this credential authenticates as, built at its first use and shared by every
+    /// request served from this entry (see [`CachedCredential::principal`]).
+    pub principal: OnceLock<Arc<Principal>>,
+}
+
+impl CachedCredential {
+    /// The caller this credential authenticates as. Built once per entry: a cached credential's
+    /// requests share it instead of copying its ids, username and scopes each time.
+    pub fn principal(&self) -> Arc<Principal> {
+        self.principal
+            .get_or_init(|| {
+                Arc::new(Principal {
+                    account_id: self.account_id.clone(),
+                    username: self.username.clone(),
+                    plan: self.plan,
+                    operator: self.operator,
+                    kind: self.kind,
+                    credential_id: self.credential_id.clone(),
+                    scopes: self.scopes.clone(),
+                    expires_at: self.expires_at,
+                })
+            })
+            .clone()
+    }
+
+    /// Whether the credential (or the key that signs it) is past its account's rotation policy.
+    pub fn rotation_due(&self, now: i64) -> bool {
+        self.rotation_due_at.is_some_and(|d| now >= d)
+    }
 }
 
 /// Successes of a cached credential are queued pointing at its entry (nothing copied).
@@ -217,6 +246,7 @@ mod tests {
             ips: None,
             rotation_due_at: None,
             client_id: None,
+            principal: OnceLock::new(),
         })
     }
 

@@ -1114,10 +1114,11 @@ where
     H: axum::handler::Handler<T, AppState>,
 {
     let actor = crate::extract::actor_of(&state, req.headers(), req.extensions());
-    let (principal, budget) = match auth::authenticate(&state, req.headers(), &actor).await {
+    let (verified, budget) = match auth::authenticate(&state, req.headers(), &actor).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
+    let principal = verified.principal;
     // only a route narrowed to a path's project reads its path parameters
     let mut req = req;
     let params: Vec<(String, String)> = if matches!(access, Access::Scoped(_, _, Projects::Path(_)))
@@ -1175,25 +1176,34 @@ where
                         state.note_scope_use(&principal.credential_id, scope);
                     }
                 }
-                let due = principal.rotation_due;
-                req.extensions_mut().insert(std::sync::Arc::new(principal));
+                let due = verified.rotation_due;
+                req.extensions_mut().insert(principal);
                 let mut resp = handler.call(req, state.clone()).await;
                 if due {
-                    resp.headers_mut().insert(
-                        "x-dotgit-key-rotation-due",
-                        HeaderValue::from_static("true"),
-                    );
+                    resp.headers_mut()
+                        .insert(X_KEY_ROTATION_DUE.clone(), HeaderValue::from_static("true"));
                 }
                 resp
             }
         }
     };
     let h = resp.headers_mut();
-    h.insert("x-ratelimit-limit", HeaderValue::from(budget.limit));
-    h.insert("x-ratelimit-remaining", HeaderValue::from(budget.remaining));
-    h.insert("x-ratelimit-reset", HeaderValue::from(budget.reset));
+    // room for these three and the edge's four at once, instead of growing the map twice
+    h.reserve(7);
+    h.insert(X_RATELIMIT_LIMIT.clone(), HeaderValue::from(budget.limit));
+    h.insert(
+        X_RATELIMIT_REMAINING.clone(),
+        HeaderValue::from(budget.remaining),
+    );
+    h.insert(X_RATELIMIT_RESET.clone(), HeaderValue::from(budget.reset));
     resp
 }
+
+// header names as constants: a `&str` name is parsed and checked again on every insert
+static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+static X_KEY_ROTATION_DUE: HeaderName = HeaderName::from_static("x-dotgit-key-rotation-due");
 
 /// Builds the OpenAPI 3.1 document from the route table.
 pub fn openapi_document(docs: &[RouteDoc], public_url: &str) -> Value {
