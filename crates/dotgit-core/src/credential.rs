@@ -207,14 +207,30 @@ fn check_body(body: &str) -> bool {
 }
 
 /// Three non-empty segments of base64url characters separated by dots. Every JWT presented runs
-/// through this before the cache lookup, so it is written as two branch-free passes the compiler
-/// vectorizes (a per-byte `split`/`all` cost half a microsecond on a 600-byte token).
+/// through this before the cache lookup, so it is one branch-free pass the compiler vectorizes
+/// even for the baseline x86-64 target (SSE2): ranges as wrapping subtractions, and the dots
+/// counted in bytes per 128-byte chunk so that the counter stays a byte lane. ~75 ns on a
+/// 600-byte token, against ~260 ns for `is_ascii_alphanumeric` folds and half a microsecond for
+/// a per-byte `split`/`all`.
 fn looks_like_jws(token: &str) -> bool {
-    let b = token.as_bytes();
-    let allowed = b.iter().fold(true, |ok, &c| {
-        ok & (c.is_ascii_alphanumeric() | (c == b'-') | (c == b'_') | (c == b'.'))
-    });
-    let dots = b.iter().fold(0usize, |n, &c| n + usize::from(c == b'.'));
+    let mut outside = 0u8;
+    let mut dots = 0usize;
+    for chunk in token.as_bytes().chunks(128) {
+        let mut chunk_dots = 0u8;
+        for &c in chunk {
+            let dot = c == b'.';
+            let ok = (c.wrapping_sub(b'A') < 26)
+                | (c.wrapping_sub(b'a') < 26)
+                | (c.wrapping_sub(b'0') < 10)
+                | (c == b'-')
+                | (c == b'_')
+                | dot;
+            outside |= u8::from(!ok);
+            chunk_dots += u8::from(dot);
+        }
+        dots += usize::from(chunk_dots);
+    }
+    let allowed = outside == 0;
     if !allowed || dots != 2 {
         return false;
     }
@@ -344,6 +360,30 @@ mod tests {
                         && seg.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
                 });
             prop_assert_eq!(looks_like_jws(&s), by_definition);
+        }
+
+        /// Long tokens: the check runs in 128-byte chunks, so segments and dots fall across
+        /// chunk boundaries, and chunks may be all dots.
+        #[test]
+        fn jws_shape_holds_across_chunks(
+            segs in prop::collection::vec("[a-zA-Z0-9_-]{0,300}", 1..5),
+            bad in prop::option::of((any::<prop::sample::Index>(), "[+/= \u{e9}\n!]")),
+            dots in 0usize..400,
+        ) {
+            let mut s = segs.join(".");
+            if let Some((at, c)) = bad {
+                let mut i = at.index(s.len() + 1);
+                while !s.is_char_boundary(i) { i -= 1; }
+                s.insert_str(i, &c);
+            }
+            let by_definition = |s: &str| s.split('.').count() == 3
+                && s.split('.').all(|seg| {
+                    !seg.is_empty()
+                        && seg.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+                });
+            prop_assert_eq!(looks_like_jws(&s), by_definition(&s));
+            let dotted = format!("{s}{}", ".".repeat(dots));
+            prop_assert_eq!(looks_like_jws(&dotted), by_definition(&dotted));
         }
 
         #[test]
