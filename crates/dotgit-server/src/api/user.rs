@@ -7,7 +7,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dotgit_core::Principal;
+use dotgit_core::{Principal, ScopeSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,8 @@ pub struct CredentialInfo<'a> {
     /// Credential id.
     pub id: &'a str,
     /// Effective scopes.
-    pub scopes: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub scopes: ScopeStrings<'a>,
     /// When it stops working (RFC 3339), or null.
     pub expires_at: Option<String>,
 }
@@ -32,9 +33,26 @@ impl<'a> CredentialInfo<'a> {
         CredentialInfo {
             kind: p.kind.as_str(),
             id: &p.credential_id,
-            scopes: p.scopes.to_strings(),
+            scopes: ScopeStrings(&p.scopes),
             expires_at: super::ts_opt(p.expires_at),
         }
+    }
+}
+
+/// A scope set as the JSON array of its scope strings, each written straight into the body
+/// (no string per scope, no vector of them).
+#[derive(Debug, Clone, Copy)]
+pub struct ScopeStrings<'a>(pub &'a ScopeSet);
+
+impl Serialize for ScopeStrings<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Text<'b>(&'b dotgit_core::Scope);
+        impl Serialize for Text<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self.0)
+            }
+        }
+        s.collect_seq(self.0.iter().map(Text))
     }
 }
 
@@ -160,4 +178,36 @@ pub async fn patch_user(
         rotation_policy_days: a.rotation_policy_days,
         rotation_policy_enforce: a.rotation_policy_enforce,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The scope array written straight into the body is the one `to_strings` spells.
+        #[test]
+        fn scope_strings_serialize_as_the_scope_texts(
+            picks in proptest::collection::vec((0usize..5, any::<bool>(), proptest::option::of("[a-z][a-z0-9-]{0,20}")), 0..8)
+        ) {
+            let scopes: Vec<dotgit_core::Scope> = picks
+                .iter()
+                .map(|(r, write, project)| {
+                    let text = format!(
+                        "{}:{}{}",
+                        dotgit_core::Resource::ALL[r % dotgit_core::Resource::ALL.len()].as_str(),
+                        if *write { "write" } else { "read" },
+                        project.as_ref().map(|p| format!(":{p}")).unwrap_or_default()
+                    );
+                    dotgit_core::Scope::parse(&text).unwrap()
+                })
+                .collect();
+            let set = ScopeSet::from_scopes(scopes);
+            prop_assert_eq!(
+                serde_json::to_value(ScopeStrings(&set)).unwrap(),
+                serde_json::to_value(set.to_strings()).unwrap()
+            );
+        }
+    }
 }
