@@ -160,6 +160,8 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
 /// An accepted credential.
 #[derive(Debug, Clone)]
 pub struct Verified {
+    /// The verified credential (for a cached one, its cache entry).
+    pub credential: Arc<CachedCredential>,
     /// Who it authenticates as (shared with every request of a cached credential).
     pub principal: Arc<Principal>,
     /// The credential is older than its account's rotation policy (a warning header).
@@ -224,6 +226,7 @@ pub async fn verify_credential(
             Ok(Verified {
                 principal: c.principal(),
                 rotation_due: c.rotation_due(now),
+                credential: c,
             })
         }
         Err(r) => {
@@ -436,6 +439,7 @@ async fn verify_jwt(
         rotation_due_at: Some(entry.rotation_due_at),
         client_id: None,
         principal: std::sync::OnceLock::new(),
+        user_body: std::sync::OnceLock::new(),
     });
     if let (false, Some(hash)) = (entry.single_use, &hash) {
         state.cache.fill(hash, generation, cred.clone());
@@ -523,6 +527,7 @@ async fn load_api_key(
         rotation_due_at: Some(rotation_due_at),
         client_id: None,
         principal: std::sync::OnceLock::new(),
+        user_body: std::sync::OnceLock::new(),
     }))
 }
 
@@ -560,6 +565,7 @@ async fn load_access_token(
         rotation_due_at: None,
         client_id: Some(tok.client_id),
         principal: std::sync::OnceLock::new(),
+        user_body: std::sync::OnceLock::new(),
     }))
 }
 

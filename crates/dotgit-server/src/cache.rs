@@ -51,6 +51,10 @@ pub struct CachedCredential {
     /// The caller this credential authenticates as, built at its first use and shared by every
     /// request served from this entry (see [`CachedCredential::principal`]).
     pub principal: OnceLock<Arc<Principal>>,
+    /// The `GET /v1/user` body, rendered at its first request: everything in it comes from
+    /// this entry, which never changes (a change to the credential or its account drops the
+    /// entry).
+    pub user_body: OnceLock<axum::body::Bytes>,
 }
 
 impl CachedCredential {
@@ -247,6 +251,7 @@ mod tests {
             rotation_due_at: None,
             client_id: None,
             principal: OnceLock::new(),
+            user_body: OnceLock::new(),
         })
     }
 

@@ -2,6 +2,7 @@
 //! unknown fields refused, the failing field named), strict forms (duplicates refused, RFC 6749
 //! §3.1), path parameters, and the caller.
 
+use crate::cache::CachedCredential;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
@@ -131,15 +132,32 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 #[derive(Debug, Clone)]
 pub struct Caller(pub std::sync::Arc<Principal>);
 
+/// The verified credential of the request, as its cache entry: for handlers that use the
+/// entry's memos (`GET /v1/user`). Present exactly where [`Caller`] is.
+#[derive(Debug, Clone)]
+pub struct CallerCredential(pub std::sync::Arc<CachedCredential>);
+
+impl<S: Send + Sync> FromRequestParts<S> for CallerCredential {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<std::sync::Arc<CachedCredential>>()
+            .cloned()
+            .map(CallerCredential)
+            .ok_or_else(|| ApiError::internal("route has no access declaration"))
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<std::sync::Arc<Principal>>()
-            .cloned()
-            .map(Caller)
+            .get::<std::sync::Arc<CachedCredential>>()
+            .map(|c| Caller(c.principal()))
             .ok_or_else(|| ApiError::internal("route has no access declaration"))
     }
 }
@@ -164,8 +182,8 @@ pub fn actor_of(
         ip: Some(crate::net::client_ip(peer, headers, &state.trusted)),
         user_agent,
         credential_id: extensions
-            .get::<std::sync::Arc<Principal>>()
-            .map(|p| p.credential_id.clone()),
+            .get::<std::sync::Arc<CachedCredential>>()
+            .map(|c| c.credential_id.clone()),
     }
 }
 

@@ -1118,7 +1118,7 @@ where
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    let principal = verified.principal;
+    let principal = verified.principal.clone();
     // only a route narrowed to a path's project reads its path parameters
     let mut req = req;
     let params: Vec<(String, String)> = if matches!(access, Access::Scoped(_, _, Projects::Path(_)))
@@ -1177,7 +1177,8 @@ where
                     }
                 }
                 let due = verified.rotation_due;
-                req.extensions_mut().insert(principal);
+                // the handler reaches the principal (and the entry's memos) through the entry
+                req.extensions_mut().insert(verified.credential);
                 let mut resp = handler.call(req, state.clone()).await;
                 if due {
                     resp.headers_mut()

@@ -2,7 +2,7 @@
 
 use crate::audit::Actor;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, Caller, CallerCredential};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -71,16 +71,32 @@ pub struct UserOut<'a> {
     pub credential: CredentialInfo<'a>,
 }
 
-/// The caller.
-pub async fn get_user(State(_s): State<AppState>, Caller(p): Caller) -> Response {
-    Json(UserOut {
-        id: &p.account_id,
-        username: &p.username,
-        plan: p.plan.as_str(),
-        status: "active",
-        credential: CredentialInfo::of(&p),
-    })
-    .into_response()
+/// The caller. The body is rendered once per verified credential (it only says what the
+/// credential's cache entry says) and served from that entry afterwards.
+pub async fn get_user(CallerCredential(c): CallerCredential) -> Result<Response, ApiError> {
+    let body = match c.user_body.get() {
+        Some(b) => b.clone(),
+        None => {
+            let p = c.principal();
+            let rendered = serde_json::to_vec(&UserOut {
+                id: &p.account_id,
+                username: &p.username,
+                plan: p.plan.as_str(),
+                status: "active",
+                credential: CredentialInfo::of(&p),
+            })
+            .map_err(|e| ApiError::internal(format!("rendering /v1/user: {e}")))?;
+            c.user_body.get_or_init(|| rendered.into()).clone()
+        }
+    };
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// Security settings body: every field optional; what is absent is left as it is.
