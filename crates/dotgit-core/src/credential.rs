@@ -134,18 +134,24 @@ fn is_base62(b: u8) -> bool {
     b.is_ascii_alphanumeric()
 }
 
-fn encode_base62_fixed(mut n: u64, len: usize) -> String {
-    let mut buf = vec![b'0'; len];
+/// The base62 CRC32 checksum digits of a token's random part (no allocation: every presented
+/// key is checked against them).
+fn checksum_digits(random: &str) -> [u8; CHECKSUM_LEN] {
+    let mut n = u64::from(crc32fast::hash(random.as_bytes()));
+    let mut buf = [b'0'; CHECKSUM_LEN];
     for slot in buf.iter_mut().rev() {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    String::from_utf8(buf).unwrap_or_default()
+    buf
 }
 
 /// The 6-character base62 CRC32 checksum of a token's random part.
 pub fn checksum(random: &str) -> String {
-    encode_base62_fixed(u64::from(crc32fast::hash(random.as_bytes())), CHECKSUM_LEN)
+    checksum_digits(random)
+        .iter()
+        .map(|&b| char::from(b))
+        .collect()
 }
 
 /// Builds a new opaque token of `kind` from CSPRNG bytes. `entropy` must be uniformly random;
@@ -203,7 +209,7 @@ fn check_body(body: &str) -> bool {
     }
     let (random, sum) = body.split_at(RANDOM_LEN);
     // not secret-dependent in a useful way: the checksum is public information about the token
-    checksum(random) == sum
+    checksum_digits(random) == sum.as_bytes()
 }
 
 /// Three non-empty segments of base64url characters separated by dots. Every JWT presented runs
