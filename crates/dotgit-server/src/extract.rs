@@ -128,7 +128,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 
 /// The authenticated caller of a route. The route's access declaration in `router.rs` put it
 /// there; a handler on a route without one cannot obtain it. Shared, not copied: the principal
-/// is built once per request.
+/// is built once per verified credential (per cache entry, for a cached one).
 #[derive(Debug, Clone)]
 pub struct Caller(pub std::sync::Arc<Principal>);
 
@@ -137,16 +137,19 @@ pub struct Caller(pub std::sync::Arc<Principal>);
 #[derive(Debug, Clone)]
 pub struct CallerCredential(pub std::sync::Arc<CachedCredential>);
 
+/// The entry the route's access check put into the request.
+fn verified_entry(parts: &Parts) -> Result<&std::sync::Arc<CachedCredential>, ApiError> {
+    parts
+        .extensions
+        .get::<std::sync::Arc<CachedCredential>>()
+        .ok_or_else(|| ApiError::internal("route has no access declaration"))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for CallerCredential {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<std::sync::Arc<CachedCredential>>()
-            .cloned()
-            .map(CallerCredential)
-            .ok_or_else(|| ApiError::internal("route has no access declaration"))
+        verified_entry(parts).map(|c| CallerCredential(c.clone()))
     }
 }
 
@@ -154,11 +157,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<std::sync::Arc<CachedCredential>>()
-            .map(|c| Caller(c.principal()))
-            .ok_or_else(|| ApiError::internal("route has no access declaration"))
+        verified_entry(parts).map(|c| Caller(c.principal()))
     }
 }
 
