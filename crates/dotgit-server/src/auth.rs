@@ -160,10 +160,9 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
 /// An accepted credential.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    /// The verified credential (for a cached one, its cache entry).
+    /// The verified credential (for a cached one, its cache entry); who it authenticates as is
+    /// [`CachedCredential::principal`], shared with every request of a cached credential.
     pub credential: Arc<CachedCredential>,
-    /// Who it authenticates as (shared with every request of a cached credential).
-    pub principal: Arc<Principal>,
     /// The credential is older than its account's rotation policy (a warning header).
     pub rotation_due: bool,
 }
@@ -224,7 +223,6 @@ pub async fn verify_credential(
                     .await;
             }
             Ok(Verified {
-                principal: c.principal(),
                 rotation_due: c.rotation_due(now),
                 credential: c,
             })
@@ -587,12 +585,10 @@ pub async fn authenticate(
         }
     };
     let verified = verify_credential(state, token, actor).await?;
-    let principal = &verified.principal;
-    let budget = state.limiter.spend(
-        &principal.credential_id,
-        state.config.budget_for(principal.plan),
-        now,
-    );
+    let c = &verified.credential;
+    let budget = state
+        .limiter
+        .spend(&c.credential_id, state.config.budget_for(c.plan), now);
     if budget.exceeded {
         state
             .metrics
@@ -608,16 +604,16 @@ pub async fn authenticate(
                 .record(actor.event(
                     now,
                     types::BUDGET_EXHAUSTED,
-                    Some(&principal.account_id),
-                    Some(&principal.credential_id),
+                    Some(&c.account_id),
+                    Some(&c.credential_id),
                     outcomes::FAILURE,
                     Some(format!("{} requests this hour", budget.limit)),
                 ))
                 .await;
         }
     }
-    if principal.kind == CredentialKind::ApiKey {
-        state.note_use(&principal.credential_id);
+    if c.kind == CredentialKind::ApiKey {
+        state.note_use(&c.credential_id);
     }
     Ok((verified, budget))
 }

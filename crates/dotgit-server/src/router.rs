@@ -1118,7 +1118,7 @@ where
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    let principal = verified.principal.clone();
+    let principal = verified.credential.principal();
     // only a route narrowed to a path's project reads its path parameters
     let mut req = req;
     let params: Vec<(String, String)> = if matches!(access, Access::Scoped(_, _, Projects::Path(_)))

@@ -62,7 +62,8 @@ pub async fn check(
     auth::check_source(&s, &actor, s.now())?;
     let p = auth::verify_credential(&s, &body.credential, &actor)
         .await?
-        .principal;
+        .credential
+        .principal();
     if let Some(sc) = &needed {
         p.require(sc.resource, sc.action, sc.project.as_deref())
             .map_err(|missing| ApiError::insufficient_scope(&missing))?;
