@@ -56,3 +56,102 @@ async fn plain_http_on_the_tls_port_gets_no_answer() {
         .await;
     assert!(r.is_err() || r.unwrap().status() != 200);
 }
+
+/// Completes a handshake with a client offering `suites` (in that order) over `version`, and
+/// returns the suite the server chose.
+fn negotiated(
+    (addr, cert): &(std::net::SocketAddr, std::path::PathBuf),
+    version: &'static rustls::SupportedProtocolVersion,
+    suites: &[rustls::SupportedCipherSuite],
+) -> rustls::CipherSuite {
+    use std::io::{Read, Write};
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: suites.to_vec(),
+        ..rustls::crypto::aws_lc_rs::default_provider()
+    };
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(root_store(cert))
+        .with_no_client_auth();
+    let addr = *addr;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let mut conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    tls.write_all(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    // the server closes after answering; a missing close_notify is not this test's concern
+    let _ = tls.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    conn.negotiated_cipher_suite().unwrap().suite()
+}
+
+#[tokio::test]
+async fn the_server_prefers_aes_128_gcm_over_the_clients_order_and_serves_every_suite() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    use rustls::CipherSuite as S;
+    let server = TestServer::start().await;
+    let s = (server.running().addr, server.running().cert_path.clone());
+    tokio::task::spawn_blocking(move || {
+        let v13 = &rustls::version::TLS13;
+        let v12 = &rustls::version::TLS12;
+        // a client listing AES-256-GCM first (OpenSSL's and rustls' default order) gets AES-128
+        let aes256_first = [
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS13_CHACHA20_POLY1305_SHA256,
+            cs::TLS13_AES_128_GCM_SHA256,
+        ];
+        assert_eq!(
+            negotiated(&s, v13, &aes256_first),
+            S::TLS13_AES_128_GCM_SHA256
+        );
+        let aes256_first_12 = [
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ];
+        assert_eq!(
+            negotiated(&s, v12, &aes256_first_12),
+            S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        );
+        // without AES-128, the next in the server's order; a client offering one suite gets it
+        assert_eq!(
+            negotiated(
+                &s,
+                v13,
+                &[
+                    cs::TLS13_CHACHA20_POLY1305_SHA256,
+                    cs::TLS13_AES_256_GCM_SHA384
+                ]
+            ),
+            S::TLS13_AES_256_GCM_SHA384
+        );
+        for (suite, want) in [
+            (cs::TLS13_AES_256_GCM_SHA384, S::TLS13_AES_256_GCM_SHA384),
+            (
+                cs::TLS13_CHACHA20_POLY1305_SHA256,
+                S::TLS13_CHACHA20_POLY1305_SHA256,
+            ),
+        ] {
+            assert_eq!(negotiated(&s, v13, &[suite]), want);
+        }
+        assert_eq!(
+            negotiated(
+                &s,
+                v12,
+                &[cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256]
+            ),
+            S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        );
+    })
+    .await
+    .unwrap();
+}
