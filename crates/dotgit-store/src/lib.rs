@@ -79,6 +79,12 @@ pub struct Store {
 
 pub(crate) const ACCOUNT_COLS: &str =
     "id, username, password_hash, plan, is_operator, status, status_reason, created_at, anomaly_auto_revoke, rotation_policy_days, rotation_policy_enforce";
+/// The keys whose expiry [`Store::record_expired_api_keys`] records (`$1` is now): live keys
+/// past their expiry, not yet recorded. Migration 0009's partial index `api_keys_expiry_due`
+/// answers it without a scan of the table (`tests/plans.rs`).
+pub const EXPIRY_DUE: &str =
+    "expiry_audited = 0 AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $1";
+
 const KEY_COLS: &str = "id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at, replaced_by, rotated_from";
 
 impl Store {
@@ -510,9 +516,7 @@ impl Store {
     ) -> Result<Vec<ApiKeyRow>> {
         let mut tx = self.begin_write().await?;
         let q = format!(
-            "UPDATE api_keys SET expiry_audited = 1
-             WHERE expiry_audited = 0 AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $1
-             RETURNING {KEY_COLS}"
+            "UPDATE api_keys SET expiry_audited = 1 WHERE {EXPIRY_DUE} RETURNING {KEY_COLS}"
         );
         let rows = sqlx::query_as::<_, ApiKeyRow>(&q)
             .bind(now)
