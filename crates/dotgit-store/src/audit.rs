@@ -518,7 +518,9 @@ impl Store {
                 out.entry(cred).or_default().0.push(net);
             }
             let q = format!(
-                "SELECT id, COALESCE(last_used_at, created_at) FROM api_keys WHERE revoked_at IS NULL AND id IN ({marks})"
+                "SELECT k.id, COALESCE(u.at, k.created_at) FROM api_keys k
+                 LEFT JOIN api_key_last_use u ON u.key_id = k.id
+                 WHERE k.revoked_at IS NULL AND k.id IN ({marks})"
             );
             let mut query = sqlx::query_as::<_, (String, i64)>(&q);
             for id in chunk {

@@ -8,7 +8,7 @@
 //! asks (one per runtime worker, opened on first use, statements prepared once). Everything else
 //! stays on sqlx.
 
-use crate::{AccountRow, ApiKeyRow, Result, StoreError};
+use crate::{AccountRow, KeyToVerify, Result, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -102,40 +102,31 @@ pub(crate) fn account(r: &Row<'_>, at: usize) -> rusqlite::Result<AccountRow> {
     })
 }
 
-pub(crate) fn api_key(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
-    Ok(ApiKeyRow {
-        id: r.get(0)?,
-        account_id: r.get(1)?,
-        name: r.get(2)?,
-        prefix: r.get(3)?,
-        secret_hash: r.get(4)?,
-        scopes: r.get(5)?,
-        created_at: r.get(6)?,
-        expires_at: r.get(7)?,
-        revoked_at: r.get(8)?,
-        last_used_at: r.get(9)?,
-        replaced_by: r.get(10)?,
-        rotated_from: r.get(11)?,
-    })
-}
-
 /// The key under `hash_hex` and its account, in one statement.
 pub(crate) fn api_key_by_hash(
     path: &Path,
     hash_hex: &str,
-) -> Result<Option<(ApiKeyRow, AccountRow)>> {
+) -> Result<Option<(KeyToVerify, AccountRow)>> {
     with(path, |c| {
         let mut st = c.prepare_cached(
-            "SELECT k.id, k.account_id, k.name, k.prefix, k.secret_hash, k.scopes, k.created_at,
-                    k.expires_at, k.revoked_at, k.last_used_at, k.replaced_by, k.rotated_from,
+            "SELECT k.id, k.scopes, k.created_at, k.expires_at, k.revoked_at,
                     a.id, a.username, a.password_hash, a.plan, a.is_operator, a.status,
                     a.status_reason, a.created_at, a.anomaly_auto_revoke, a.rotation_policy_days,
                     a.rotation_policy_enforce
              FROM api_keys k JOIN accounts a ON a.id = k.account_id
              WHERE k.secret_hash = ?1",
         )?;
-        st.query_row([hash_hex], |r| Ok((api_key(r)?, account(r, 12)?)))
-            .optional()
+        st.query_row([hash_hex], |r| {
+            let key = KeyToVerify {
+                id: r.get(0)?,
+                scopes: r.get(1)?,
+                created_at: r.get(2)?,
+                expires_at: r.get(3)?,
+                revoked_at: r.get(4)?,
+            };
+            Ok((key, account(r, 5)?))
+        })
+        .optional()
     })
 }
 

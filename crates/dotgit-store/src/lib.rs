@@ -85,7 +85,10 @@ pub(crate) const ACCOUNT_COLS: &str =
 pub const EXPIRY_DUE: &str =
     "expiry_audited = 0 AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $1";
 
-const KEY_COLS: &str = "id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at, replaced_by, rotated_from";
+/// An API key's columns as [`ApiKeyRow`] reads them; the last use lives in `api_key_last_use`
+/// (migration 0010).
+const KEY_COLS: &str = "id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at,
+    (SELECT at FROM api_key_last_use WHERE key_id = api_keys.id) AS last_used_at, replaced_by, rotated_from";
 
 impl Store {
     /// Opens (creating if needed) the database file at `path` and applies migrations.
@@ -268,7 +271,10 @@ impl Store {
 
     /// The key stored under this secret digest, with its account: the verification lookup.
     /// Answered on the calling thread (see `hot`): it blocks it for one index probe.
-    pub async fn api_key_by_hash(&self, hash_hex: &str) -> Result<Option<(ApiKeyRow, AccountRow)>> {
+    pub async fn api_key_by_hash(
+        &self,
+        hash_hex: &str,
+    ) -> Result<Option<(KeyToVerify, AccountRow)>> {
         self.hot_open()?;
         hot::api_key_by_hash(&self.path, hash_hex)
     }
@@ -376,7 +382,8 @@ impl Store {
         Ok(Some(()))
     }
 
-    /// Records last-use times in one batch (class C, written behind).
+    /// Records API keys' last-use times in one batch (class C, written behind): a time only
+    /// moves forward. `uses` are ids of keys (the server notes a use only after the key verified).
     ///
     /// One transaction in one blocking call (`soft_write`): through sqlx every key's UPDATE was a
     /// hand-off to sqlx's thread, tens of thousands of them every flush when many keys are used.
@@ -389,8 +396,8 @@ impl Store {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
                 let mut st = tx.prepare_cached(
-                    "UPDATE api_keys SET last_used_at = ?1
-                     WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+                    "INSERT INTO api_key_last_use (key_id, at) VALUES (?2, ?1)
+                     ON CONFLICT (key_id) DO UPDATE SET at = excluded.at WHERE excluded.at > at",
                 )?;
                 for (id, ts) in &uses {
                     st.execute(rusqlite::params![ts, id])?;
@@ -868,8 +875,8 @@ impl Store {
 
 async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKeyRow) -> Result<()> {
     let r = sqlx::query(
-        "INSERT INTO api_keys (id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, last_used_at, replaced_by, rotated_from)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        "INSERT INTO api_keys (id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, replaced_by, rotated_from)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&k.id)
     .bind(&k.account_id)
@@ -880,16 +887,23 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKeyRow) -> Res
     .bind(k.created_at)
     .bind(k.expires_at)
     .bind(k.revoked_at)
-    .bind(k.last_used_at)
     .bind(&k.replaced_by)
     .bind(&k.rotated_from)
     .execute(&mut **tx)
     .await;
     match r {
-        Ok(_) => Ok(()),
-        Err(e) if unique_violation(&e) => Err(StoreError::Conflict("id")),
-        Err(e) => Err(e.into()),
+        Ok(_) => {}
+        Err(e) if unique_violation(&e) => return Err(StoreError::Conflict("id")),
+        Err(e) => return Err(e.into()),
     }
+    if let Some(at) = k.last_used_at {
+        sqlx::query("INSERT INTO api_key_last_use (key_id, at) VALUES ($1, $2)")
+            .bind(&k.id)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn invalidate(

@@ -80,6 +80,22 @@ pub struct ApiKeyRow {
     pub rotated_from: Option<String>,
 }
 
+/// What verifying an API key reads of its row ([`crate::Store::api_key_by_hash`]): only the
+/// columns the decision needs, so the probe decodes no name, prefix or digest.
+#[derive(Debug, Clone)]
+pub struct KeyToVerify {
+    /// `key_…` id.
+    pub id: String,
+    /// Granted scopes, space-separated.
+    pub scopes: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When it stops working (user expiry or end of rotation grace).
+    pub expires_at: Option<i64>,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+}
+
 /// A project row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProjectRow {
