@@ -3,9 +3,8 @@
 
 use dotgit_core::audit::{chain_hash, AuditEvent, GENESIS_HASH};
 use dotgit_store::{AuditFilter, Store};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use std::path::Path;
-use std::str::FromStr;
+
+mod common;
 
 fn event(i: i64) -> AuditEvent {
     AuditEvent {
@@ -32,32 +31,7 @@ async fn events_written_before_0007_survive_the_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("dotgit.db");
     // the schema as it was: migrations 0001–0006 only
-    let old = dir.path().join("old-migrations");
-    std::fs::create_dir(&old).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let p = entry.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().to_string();
-        if name.as_str() < "0007" {
-            std::fs::copy(&p, old.join(&name)).unwrap();
-        }
-    }
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::from_str("sqlite://")
-                .unwrap()
-                .filename(&db)
-                .create_if_missing(true),
-        )
-        .await
-        .unwrap();
-    sqlx::migrate::Migrator::new(old.as_path())
-        .await
-        .unwrap()
-        .run(&pool)
-        .await
-        .unwrap();
+    let pool = common::database_before(dir.path(), &db, "0007").await;
     let mut prev = GENESIS_HASH.to_owned();
     for i in 1..=30 {
         let e = event(i);
@@ -103,15 +77,7 @@ async fn events_written_before_0007_survive_the_upgrade() {
     let newest = store.list_audit(&AuditFilter::default(), 1).await.unwrap();
     assert_eq!(newest[0].seq, 31);
     // still append-only
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::from_str("sqlite://")
-                .unwrap()
-                .filename(&db),
-        )
-        .await
-        .unwrap();
+    let pool = common::pool(&db).await;
     assert!(sqlx::query("DELETE FROM audit_events WHERE seq = 2")
         .execute(&pool)
         .await

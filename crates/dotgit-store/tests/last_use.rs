@@ -3,25 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use common::pool;
 use dotgit_store::Store;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use std::path::Path;
-use std::str::FromStr;
+
+mod common;
 
 const T: i64 = 1_795_953_600;
-
-async fn pool(db: &Path) -> sqlx::SqlitePool {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::from_str("sqlite://")
-                .unwrap()
-                .filename(db)
-                .create_if_missing(true),
-        )
-        .await
-        .unwrap()
-}
 
 fn last_uses(keys: &[dotgit_store::ApiKeyRow]) -> Vec<(String, Option<i64>)> {
     let mut v: Vec<_> = keys
@@ -37,23 +24,7 @@ async fn last_use_times_recorded_before_0010_survive_the_upgrade_and_move_only_f
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("dotgit.db");
     // the schema as it was: migrations 0001–0009 only
-    let old = dir.path().join("old-migrations");
-    std::fs::create_dir(&old).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let p = entry.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().to_string();
-        if name.as_str() < "0010" {
-            std::fs::copy(&p, old.join(&name)).unwrap();
-        }
-    }
-    let p = pool(&db).await;
-    sqlx::migrate::Migrator::new(old.as_path())
-        .await
-        .unwrap()
-        .run(&p)
-        .await
-        .unwrap();
+    let p = common::database_before(dir.path(), &db, "0010").await;
     sqlx::query(
         "INSERT INTO accounts (id, username, password_hash, plan, created_at)
          VALUES ('acct_1', 'alice', 'x', 'pro', ?)",

@@ -1,0 +1,46 @@
+//! Shared by the upgrade tests: a database as an older release left it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::SqlitePool;
+use std::path::Path;
+use std::str::FromStr;
+
+/// A one-connection pool on the database file `db` (created if missing).
+pub async fn pool(db: &Path) -> SqlitePool {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::from_str("sqlite://")
+                .unwrap()
+                .filename(db)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap()
+}
+
+/// Creates `db` with only the migrations numbered below `before` (e.g. "0010") applied, as a
+/// release from before that migration left it, and returns a pool on it. `scratch` holds the
+/// copied migrations.
+pub async fn database_before(scratch: &Path, db: &Path, before: &str) -> SqlitePool {
+    let old = scratch.join(format!("migrations-before-{before}"));
+    std::fs::create_dir(&old).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.as_str() < before {
+            std::fs::copy(&p, old.join(&name)).unwrap();
+        }
+    }
+    let pool = pool(db).await;
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    pool
+}
