@@ -108,14 +108,7 @@ pub(crate) fn api_key_by_hash(
     hash_hex: &str,
 ) -> Result<Option<(KeyToVerify, AccountRow)>> {
     with(path, |c| {
-        let mut st = c.prepare_cached(
-            "SELECT k.id, k.scopes, k.created_at, k.expires_at, k.revoked_at,
-                    a.id, a.username, a.password_hash, a.plan, a.is_operator, a.status,
-                    a.status_reason, a.created_at, a.anomaly_auto_revoke, a.rotation_policy_days,
-                    a.rotation_policy_enforce
-             FROM api_keys k JOIN accounts a ON a.id = k.account_id
-             WHERE k.secret_hash = ?1",
-        )?;
+        let mut st = c.prepare_cached(crate::KEY_PROBE)?;
         st.query_row([hash_hex], |r| {
             let key = KeyToVerify {
                 id: r.get(0)?,

@@ -85,6 +85,17 @@ pub(crate) const ACCOUNT_COLS: &str =
 pub const EXPIRY_DUE: &str =
     "expiry_audited = 0 AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $1";
 
+/// The API-key verification probe (`?1` is the key's digest): the five columns
+/// [`KeyToVerify`] holds and the key's account. Migration 0011's index `api_keys_verify` covers
+/// the key's part, so the probe reads no page of the `api_keys` table itself
+/// (`tests/plans.rs`).
+pub const KEY_PROBE: &str = "SELECT k.id, k.scopes, k.created_at, k.expires_at, k.revoked_at,
+        a.id, a.username, a.password_hash, a.plan, a.is_operator, a.status,
+        a.status_reason, a.created_at, a.anomaly_auto_revoke, a.rotation_policy_days,
+        a.rotation_policy_enforce
+     FROM api_keys k JOIN accounts a ON a.id = k.account_id
+     WHERE k.secret_hash = ?1";
+
 /// An API key's columns as [`ApiKeyRow`] reads them; the last use lives in `api_key_last_use`
 /// (migration 0010).
 const KEY_COLS: &str = "id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at,
