@@ -155,22 +155,33 @@ pub fn chain_hash(prev_hash: &str, e: &AuditEvent) -> String {
     hex(&h.finalize())
 }
 
-/// Successful authentications are stored packed: the events of one credential that one batch of
+/// Successful authentications are stored packed: the events of one account that one batch of
 /// the audit writer holds (with no other kind of event between them) share every field but
-/// `id`, `time`, `request_id`, `source_ip` and `user_agent`, and become one row whose `pack`
-/// column holds those five fields of each event (docs/audit.md, "Packed events"). Only this type
-/// is packed; every other event is a row of its own.
+/// `id`, `time`, `request_id`, `source_ip`, `user_agent` and, when several of the account's
+/// credentials are in the batch, `credential_id`; they become one row whose `pack` column holds
+/// those fields of each event (docs/audit.md, "Packed events"). Only this type is packed; every
+/// other event is a row of its own.
 pub fn packable(e: &impl EventFields) -> bool {
     e.event_type() == types::AUTH_SUCCEEDED
 }
 
-/// Whether two packable events share every field a pack stores once.
+/// Whether two packable events share every field a pack stores once. Their credentials may
+/// differ: a pack of one credential stores it once, in its row; a pack of several stores each
+/// event's (format 2).
 pub fn same_pack(a: &impl EventFields, b: &impl EventFields) -> bool {
     a.event_type() == b.event_type()
         && a.account_id() == b.account_id()
-        && a.credential_id() == b.credential_id()
         && a.outcome() == b.outcome()
         && a.reason() == b.reason()
+}
+
+/// Whether the events of a pack share one credential (or all have none), which its row's column
+/// then holds; otherwise the pack holds each event's (format 2) and the column is empty.
+pub fn one_credential<E: EventFields>(events: &[&E]) -> bool {
+    events.split_first().is_none_or(|(first, rest)| {
+        rest.iter()
+            .all(|e| e.credential_id() == first.credential_id())
+    })
 }
 
 /// Read access to an event's fields, whether it is a whole [`AuditEvent`] or an [`Entry`] as
@@ -541,7 +552,10 @@ impl EventFields for Entry {
     }
 }
 
+/// Format 1: the events share their row's credential. Format 2: each event also names its own
+/// credential (an index into the pack's string table) and the row's credential is empty.
 const PACK_VERSION: u8 = 1;
+const PACK_VERSION_CREDENTIALS: u8 = 2;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -584,10 +598,12 @@ fn put_after(out: &mut Vec<u8>, prev: &str, s: &str) {
 }
 
 /// Encodes the per-event fields of `events` (which all satisfy [`same_pack`] with the first),
-/// times relative to `base_time`. Source addresses and user agents are stored once per pack.
+/// times relative to `base_time`. Source addresses, user agents and credentials are stored once
+/// per pack. When the events do not all share one credential ([`one_credential`]), the pack is
+/// format 2 and names each event's credential.
 pub fn encode_pack<E: EventFields>(events: &[&E], base_time: i64) -> Vec<u8> {
     use std::borrow::Cow;
-    /// The string table shared by addresses and user agents (index 0 is "none").
+    /// The string table shared by addresses, user agents and credentials (index 0 is "none").
     #[derive(Default)]
     struct Table<'a> {
         strings: Vec<Cow<'a, str>>,
@@ -621,8 +637,9 @@ pub fn encode_pack<E: EventFields>(events: &[&E], base_time: i64) -> Vec<u8> {
         }
     }
     let mut table = Table::default();
-    let (mut last_ip, mut last_ua) = (None, None);
-    let mut refs: Vec<(u64, u64)> = Vec::with_capacity(events.len());
+    let (mut last_ip, mut last_ua, mut last_credential) = (None, None, None);
+    let mut refs: Vec<(u64, u64, u64)> = Vec::with_capacity(events.len());
+    let per_event_credential = !one_credential(events);
     let mut ip_text = String::new();
     for e in events {
         let ip = if e.write_source_ip(&mut ip_text) {
@@ -634,14 +651,21 @@ pub fn encode_pack<E: EventFields>(events: &[&E], base_time: i64) -> Vec<u8> {
         } else {
             0
         };
-        refs.push((
-            ip,
-            table.index(&mut last_ua, e.user_agent().map(Cow::Borrowed)),
-        ));
+        let ua = table.index(&mut last_ua, e.user_agent().map(Cow::Borrowed));
+        let credential = if per_event_credential {
+            table.index(&mut last_credential, e.credential_id().map(Cow::Borrowed))
+        } else {
+            0
+        };
+        refs.push((ip, ua, credential));
     }
     let strings = table.strings;
     let mut out = Vec::with_capacity(8 + events.len() * 64);
-    out.push(PACK_VERSION);
+    out.push(if per_event_credential {
+        PACK_VERSION_CREDENTIALS
+    } else {
+        PACK_VERSION
+    });
     put_varint(&mut out, strings.len() as u64);
     for s in &strings {
         put_str(&mut out, s);
@@ -649,7 +673,7 @@ pub fn encode_pack<E: EventFields>(events: &[&E], base_time: i64) -> Vec<u8> {
     put_varint(&mut out, events.len() as u64);
     let (mut id, mut prev_id) = (String::new(), String::new());
     let mut request_id = "";
-    for (e, (ip, ua)) in events.iter().zip(refs) {
+    for (e, (ip, ua, credential)) in events.iter().zip(refs) {
         e.write_id(&mut id);
         put_after(&mut out, &prev_id, &id);
         std::mem::swap(&mut id, &mut prev_id);
@@ -659,6 +683,9 @@ pub fn encode_pack<E: EventFields>(events: &[&E], base_time: i64) -> Vec<u8> {
         request_id = e.request_id();
         put_varint(&mut out, ip);
         put_varint(&mut out, ua);
+        if per_event_credential {
+            put_varint(&mut out, credential);
+        }
     }
     out
 }
@@ -712,12 +739,15 @@ impl<'a> Reader<'a> {
 }
 
 /// The events of a pack: `head` carries the shared fields (its own id, time, request id, source
-/// and user agent are ignored). `None` if the bytes are not a pack this version wrote.
+/// and user agent are ignored; its credential is every event's in format 1 and must be empty in
+/// format 2). `None` if the bytes are not a pack this version wrote.
 pub fn decode_pack(head: &AuditEvent, base_time: i64, bytes: &[u8]) -> Option<Vec<AuditEvent>> {
     let mut r = Reader(bytes);
-    if r.byte()? != PACK_VERSION {
-        return None;
-    }
+    let per_event_credential = match r.byte()? {
+        PACK_VERSION => false,
+        PACK_VERSION_CREDENTIALS if head.credential_id.is_none() => true,
+        _ => return None,
+    };
     let n_strings = usize::try_from(r.varint()?).ok()?;
     if n_strings > bytes.len() {
         return None;
@@ -750,12 +780,18 @@ pub fn decode_pack(head: &AuditEvent, base_time: i64, bytes: &[u8]) -> Option<Ve
         let request_id = r.after(prev_request)?;
         let source_ip = pick(r.varint()?)?;
         let user_agent = pick(r.varint()?)?;
+        let credential_id = if per_event_credential {
+            pick(r.varint()?)?
+        } else {
+            head.credential_id.clone()
+        };
         out.push(AuditEvent {
             id,
             time: base_time.wrapping_add(delta),
             request_id,
             source_ip,
             user_agent,
+            credential_id,
             ..head.clone()
         });
     }
@@ -852,6 +888,42 @@ mod tests {
             outcome: outcomes::SUCCESS.into(),
             reason: Some("api_key".into()),
         }
+    }
+
+    #[test]
+    fn a_pack_of_several_credentials_names_each_events() {
+        let events: Vec<AuditEvent> = (0..30)
+            .map(|i| AuditEvent {
+                credential_id: match i % 5 {
+                    0 | 1 => Some("key_1".into()),
+                    2 => Some("key_22".into()),
+                    3 => None,
+                    _ => Some("10.0.0.1".into()),
+                },
+                ..ok(i, (i % 2 == 0).then_some("10.0.0.1"), Some("curl/8"))
+            })
+            .collect();
+        let refs: Vec<&AuditEvent> = events.iter().collect();
+        assert!(!one_credential(&refs));
+        let bytes = encode_pack(&refs, 999);
+        assert_eq!(bytes[0], 2, "format 2");
+        let head = AuditEvent {
+            credential_id: None,
+            ..events[0].clone()
+        };
+        assert_eq!(decode_pack(&head, 999, &bytes).unwrap(), events);
+        // a format-2 pack under a row that claims one credential is not ours
+        assert_eq!(decode_pack(&events[0], 999, &bytes), None);
+        // a pack of one credential stays format 1, its bytes as before
+        let one: Vec<&AuditEvent> = refs
+            .iter()
+            .copied()
+            .filter(|e| e.credential_id.as_deref() == Some("key_1"))
+            .collect();
+        assert!(one_credential(&one));
+        assert_eq!(encode_pack(&one, 999)[0], 1);
+        // truncated: refused, not invented
+        assert_eq!(decode_pack(&head, 999, &bytes[..bytes.len() - 1]), None);
     }
 
     #[test]
@@ -980,7 +1052,7 @@ mod tests {
             "the stored bytes do not depend on the queued form"
         );
         assert_eq!(decode_pack(&events[0], 990, &compact).unwrap(), events);
-        // another credential's success does not share a pack
+        // another credential of the account shares the pack, which then names each event's
         let other = Entry::Success(Success {
             subject: std::sync::Arc::new(Key("key_2")),
             ..match &entries[0] {
@@ -988,8 +1060,20 @@ mod tests {
                 Entry::Event(_) => unreachable!(),
             }
         });
-        assert!(!same_pack(&other, &entries[0]));
+        assert!(same_pack(&other, &entries[0]));
         assert!(same_pack(&Entry::from(events[1].clone()), &entries[2]));
+        let mixed: Vec<&Entry> = entries.iter().chain([&other]).collect();
+        assert!(!one_credential(&mixed));
+        let bytes = encode_pack(&mixed, 990);
+        assert_eq!(bytes[0], 2);
+        let head = AuditEvent {
+            credential_id: None,
+            ..events[0].clone()
+        };
+        let back = decode_pack(&head, 990, &bytes).unwrap();
+        let want: Vec<AuditEvent> = mixed.iter().map(|e| e.event().into_owned()).collect();
+        assert_eq!(back, want);
+        assert_eq!(back[40].credential_id.as_deref(), Some("key_2"));
     }
 
     /// Events whose pack bytes were produced by the encoder as it stood before compact

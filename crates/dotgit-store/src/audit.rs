@@ -2,14 +2,14 @@
 //! (so a class-A event commits with its state change), queries page by position (stable while
 //! new events arrive), and the chain can be re-verified end to end.
 //!
-//! A row is one event, or a pack of one credential's successful authentications from one batch
+//! A row is one event, or a pack of one account's successful authentications from one batch
 //! (`dotgit_core::audit::encode_pack`): a position is the row's `seq` and the event's index in
 //! its row (0 for a row of one event). Every read expands packs, so callers see events only.
 
 use crate::{Result, Store, StoreError};
 use dotgit_core::audit::{
-    chain_hash, decode_pack, encode_pack, pack_hash, packable, AuditEvent, Entry, EventFields,
-    GENESIS_HASH,
+    chain_hash, decode_pack, encode_pack, one_credential, pack_hash, packable, AuditEvent, Entry,
+    EventFields, GENESIS_HASH,
 };
 use sqlx::{Row, Sqlite, Transaction};
 use std::borrow::Cow;
@@ -178,11 +178,12 @@ enum NewRow<'a, E> {
     Pack(Vec<&'a E>),
 }
 
-/// Groups a batch into rows: the packable events of one credential between two events of other
-/// kinds become one pack (in the order their first event came), so no event changes places with
-/// an event of another kind; everything else stays a row of its own, in order.
+/// Groups a batch into rows: the packable events of one account (and outcome and reason) between
+/// two events of other kinds become one pack (in the order their first event came), so no event
+/// changes places with an event of another kind; everything else stays a row of its own, in
+/// order. A pack may hold several of the account's credentials (format 2, ADR 0014).
 fn rows_of<E: EventFields>(events: &[E]) -> Vec<NewRow<'_, E>> {
-    type Key<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Option<&'a str>);
+    type Key<'a> = (Option<&'a str>, &'a str, Option<&'a str>);
     fn flush<'a, E: EventFields>(rows: &mut Vec<NewRow<'a, E>>, open: &mut Vec<Vec<&'a E>>) {
         for pack in open.drain(..) {
             rows.push(match pack[..] {
@@ -194,11 +195,11 @@ fn rows_of<E: EventFields>(events: &[E]) -> Vec<NewRow<'_, E>> {
     let mut rows = Vec::new();
     let mut open: Vec<Vec<&E>> = Vec::new();
     let mut by_key: foldhash::HashMap<Key<'_>, usize> = foldhash::HashMap::default();
-    // the pack the previous event joined: runs of one credential's events skip the hashing
+    // the pack the previous event joined: runs of one account's events skip the hashing
     let mut last: Option<(Key<'_>, usize)> = None;
     for e in events {
         if packable(e) {
-            let key = (e.account_id(), e.credential_id(), e.outcome(), e.reason());
+            let key = (e.account_id(), e.outcome(), e.reason());
             let i = match last {
                 Some((k, i)) if k == key => i,
                 _ => *by_key.entry(key).or_insert_with(|| {
@@ -262,7 +263,13 @@ impl<E: EventFields> NewRow<'_, E> {
                 let (min, max) = pack.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
                     (lo.min(e.time()), hi.max(e.time()))
                 });
-                // the row's own columns: what the events share, the first id, the time range
+                // the row's own columns: what the events share, the first id, the time range;
+                // the credential only if they share one (otherwise the pack names each event's)
+                let credential_id = if one_credential(pack) {
+                    first.credential_id()
+                } else {
+                    None
+                };
                 let mut id = String::new();
                 first.write_id(&mut id);
                 let head = AuditEvent {
@@ -271,7 +278,7 @@ impl<E: EventFields> NewRow<'_, E> {
                     request_id: String::new(),
                     event_type: first.event_type().to_owned().into(),
                     account_id: first.account_id().map(str::to_owned),
-                    credential_id: first.credential_id().map(str::to_owned),
+                    credential_id: credential_id.map(str::to_owned),
                     source_ip: None,
                     user_agent: None,
                     outcome: first.outcome().to_owned().into(),
@@ -285,7 +292,7 @@ impl<E: EventFields> NewRow<'_, E> {
                     request_id: "",
                     event_type: first.event_type(),
                     account_id: first.account_id(),
-                    credential_id: first.credential_id(),
+                    credential_id,
                     source_ip: None,
                     user_agent: None,
                     outcome: first.outcome(),
@@ -549,6 +556,9 @@ impl Store {
                 events.reverse();
                 for e in events {
                     let in_range = f.since.is_none_or(|t| e.event.time >= t)
+                        && f.credential_id
+                            .as_ref()
+                            .is_none_or(|c| e.event.credential_id.as_deref() == Some(c.as_str()))
                         && f.until.is_none_or(|t| e.event.time < t)
                         && before.is_none_or(|(s, i)| e.seq < s || (e.seq == s && e.index < i));
                     if in_range {
@@ -583,7 +593,12 @@ impl Store {
             binds.push(either::Bind::Text(v.clone()));
         }
         if let Some(v) = &f.credential_id {
-            sql.push_str(&format!(" AND credential_id = ${}", next()));
+            // a pack of several credentials names each event's in its bytes, not in the column:
+            // its events are matched once decoded
+            sql.push_str(&format!(
+                " AND (credential_id = ${} OR (credential_id IS NULL AND pack IS NOT NULL))",
+                next()
+            ));
             binds.push(either::Bind::Text(v.clone()));
         }
         if let Some(v) = &f.event_type {

@@ -1,7 +1,8 @@
 //! Packed successful authentications (docs/audit.md, "Packed events"): a batch's successes of
-//! one credential share a row, yet every read sees each event, in an order where no event moves
-//! past an event of another kind; paging, filters, export and verification work per event; and
-//! tampering with a pack's bytes or time range breaks the chain.
+//! one account share a row, whether of one credential or several, yet every read sees each
+//! event, in an order where no event moves past an event of another kind; paging, filters,
+//! export and verification work per event; and tampering with a pack's bytes or time range
+//! breaks the chain.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -105,14 +106,28 @@ async fn packed_events_read_back_as_the_events_written() {
     let written = batch(0);
     store.append_audit(&written).await.unwrap();
 
-    // stored as few rows: 3 credentials × 3 runs between the failures, plus the 2 failures
+    // stored as few rows: 2 accounts × 3 runs between the failures, plus the 2 failures; the
+    // packs of acct_1 hold two credentials (key_a, key_b) and name each event's, so their
+    // credential column is empty; acct_2's hold key_c only, named in the column
     let pool = raw(&dir).await;
     let (rows, packs): (i64, i64) =
         sqlx::query_as("SELECT COUNT(*), COUNT(pack) FROM audit_events")
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!((rows, packs), (11, 9));
+    assert_eq!((rows, packs), (8, 6));
+    let credentials: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT account_id, credential_id FROM audit_events WHERE pack IS NOT NULL ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (account, credential) in &credentials {
+        match account.as_str() {
+            "acct_1" => assert_eq!(credential, &None),
+            _ => assert_eq!(credential.as_deref(), Some("key_c")),
+        }
+    }
 
     let listed = all(&store, &AuditFilter::default()).await;
     assert_eq!(listed.len(), written.len());
@@ -303,6 +318,34 @@ async fn tampering_with_a_pack_is_caught() {
             "{column}"
         );
     }
+    // the pack holds two credentials: pinning it on one of them in its row breaks the chain,
+    // and reads refuse the row rather than attribute every event to that credential
+    let (credential,): (Option<String>,) =
+        sqlx::query_as("SELECT credential_id FROM audit_events WHERE seq = ?")
+            .bind(seq)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(credential, None, "a pack of several credentials");
+    sqlx::query("UPDATE audit_events SET credential_id = 'key_a' WHERE seq = ?")
+        .bind(seq)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.verify_audit_chain().await.unwrap().map_err(|b| b.seq),
+        Err(seq)
+    );
+    assert!(store
+        .list_audit(&AuditFilter::default(), 1000)
+        .await
+        .is_err());
+    sqlx::query("UPDATE audit_events SET credential_id = NULL WHERE seq = ?")
+        .bind(seq)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(store.verify_audit_chain().await.unwrap(), Ok(120));
     // bytes that no longer decode: reading fails instead of inventing events
     sqlx::query("UPDATE audit_events SET pack = x'01ff' WHERE seq = ?")
         .bind(seq)
