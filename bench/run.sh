@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # dotgit's side-by-side benchmark (issue 7). Builds release, starts dotgit on fresh data dirs and
 # node-oidc-provider as the peer, and measures in one run — every server pinned to CPU 0, wrk
-# (and every other load) to CPU 1, keep-alive, interleaved rounds — then prints one table of
-# figures, medians of per-round ratios, targets and pass/fail, and writes it to
+# (and every other load) to CPU 1, keep-alive, rounds in which the scenarios compared with each
+# other run in short slices taken in turn — then prints one table of figures, medians of
+# ratios, targets and pass/fail, and writes it to
 # bench/last-run.md (and, for a full run, into docs/performance.md).
 #
 #   bash bench/run.sh            # full: BENCH_ROUNDS (3) rounds x BENCH_SECONDS (10 s) per scenario
@@ -17,10 +18,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${BENCH_ROUNDS:-3}; DURATION=${BENCH_SECONDS:-10}; CONNS=32; PROFILE=release
-KEYS=${BENCH_KEYS:-1000000}; FAMILIES=1000; SMOKE=false
+KEYS=${BENCH_KEYS:-1000000}; FAMILIES=1000; SMOKE=false; SLICE=2
 if [[ "${1:-}" == "--smoke" ]]; then
-  SMOKE=true; ROUNDS=1; DURATION=1; CONNS=8; PROFILE=debug; KEYS=20000; FAMILIES=100
+  SMOKE=true; ROUNDS=1; DURATION=1; CONNS=8; PROFILE=debug; KEYS=20000; FAMILIES=100; SLICE=1
 fi
+# the scenarios compared with hello run in slices of SLICE seconds, taken in turn (interleave)
+SLICES=$(( (DURATION + SLICE - 1) / SLICE ))
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)…" >&2
@@ -156,6 +159,59 @@ refresh_run() { # name pid port dir token_path → like run; rotates the dir's r
   mv "$dir/next.txt" "$dir/refresh_tokens.txt"
   echo "$res"
 }
+# interleave NAME… → runs the scenarios scn_NAME (each prints "rps p99_us cpu_us_per_request
+# requests non2xx", as run does) in slices of SLICE seconds: one slice of each in turn, SLICES
+# passes, each pass starting one scenario later. Writes each scenario's figures over its slices to
+# $WORK/NAME.res: requests over the slices' time, CPU weighted by requests, the median of the
+# slices' p99, non-2xx summed. A neighbour that slows this shared machine for a few seconds then
+# slows every scenario of the group alike, rather than whichever one was running.
+interleave() {
+  local names=("$@") pass i name
+  for name in "${names[@]}"; do : >"$WORK/$name.slices"; done
+  for ((pass = 0; pass < SLICES; pass++)); do
+    for ((i = 0; i < ${#names[@]}; i++)); do
+      name=${names[$(( (i + pass) % ${#names[@]} ))]}
+      DURATION=$SLICE "scn_$name" >>"$WORK/$name.slices"
+    done
+  done
+  for name in "${names[@]}"; do
+    awk -v p99="$(median $(awk '{print $2}' "$WORK/$name.slices"))" '
+      { t += ($1 > 0 ? $4 / $1 : 0); q += $4; c += $3 * $4; b += $5 }
+      END { printf "%.2f %s %.2f %d %d\n", (t > 0 ? q / t : 0), p99, (q ? c / q : 0), q, b }' \
+      "$WORK/$name.slices" >"$WORK/$name.res"
+  done
+}
+# paired EXPR A B [C] → one value of EXPR a pass, where a, b and c hold the fields (rps p99 cpu
+# requests non2xx) of that pass's slice of scenarios A, B and C, and q(x, y) is x / y (0 for y 0)
+paired() {
+  local expr=$1 files=() n; shift
+  for n in "$@"; do files+=("$WORK/$n.slices"); done
+  paste -d' ' "${files[@]}" | awk 'function q(x, y) { return y == 0 ? 0 : x / y }
+    { for (i = 1; i <= 5; i++) { a[i] = $i; b[i] = $(i + 5); c[i] = $(i + 10) }
+      printf "%.3f\n", '"$expr"' }'
+}
+scn_hello() { run hello "$PID_main" "$PORT_main" /livez; }
+scn_key() { run key "$PID_main" "$PORT_main" /v1/user -H "Authorization: Bearer $KEY_main"; }
+scn_off() { run off "$PID_off" "$PORT_off" /v1/user -H "Authorization: Bearer $KEY_off"; }
+scn_jwt() { run jwt "$PID_cold" "$PORT_cold" /v1/user -H "Authorization: Bearer $JWT_cold"; }
+scn_jwtrep() { run jwt-repeated "$PID_main" "$PORT_main" /v1/user -H "Authorization: Bearer $JWT_main"; }
+# introspection slices; the Lua script's own counts (an answer "inactive") are checked per slice
+scn_intro() {
+  set_client "$WORK/oauth-main"
+  BENCH_TOKENS="$WORK/oauth-main/access_tokens.txt" BENCH_CLIENT_ID="$CID" BENCH_CLIENT_SECRET="$CSECRET" \
+    BENCH_PATH=/oauth/introspect run introspect "$PID_main" "$PORT_main" / -s bench/lua/introspect.lua
+  expect_ok introspect 0
+}
+scn_peerintro() {
+  set_client "$WORK/oauth-peer"
+  BENCH_TOKENS="$WORK/oauth-peer/access_tokens.txt" BENCH_CLIENT_ID="$CID" BENCH_CLIENT_SECRET="$CSECRET" \
+    BENCH_PATH=/token/introspection run peer-introspect "$PID_peer" "$PORT_peer" / -s bench/lua/introspect.lua
+  expect_ok peer-introspect 0
+}
+scn_keylogins() { run key-logins "$PID_main" "$PORT_main" /v1/user -H "Authorization: Bearer $KEY_main"; }
+# the raw RS256 verification on the server's core, as a slice: "ns-per-verify 0 0 1 0", so that
+# interleave's requests-over-time combines the slices into their harmonic mean (equal times)
+scn_raw() { settle; echo "$("${pin_server[@]}" $TOOL rs256 --millis "$RAW_MS") 0 0 1 0"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%.3f", (b == 0 ? 0 : a / b) }'; }
 
@@ -166,52 +222,54 @@ set_client() { # dir → CID, CSECRET from client.env / peer.env
   CID=$(awk -F= '$1=="CLIENT_ID" {print $2}' "$1"/*.env); CSECRET=$(awk -F= '$1=="CLIENT_SECRET" {print $2}' "$1"/*.env)
 }
 for r in $(seq "$ROUNDS"); do
-  run hello "$PID_main" "$PORT_main" /livez >"$WORK/res"
-  read -r h_rps h_p99 h_cpu _ h_bad <"$WORK/res"
-  expect_ok hello "$h_bad"
-  run key "$PID_main" "$PORT_main" /v1/user -H "Authorization: Bearer $KEY_main" >"$WORK/res"
-  read -r k_rps k_p99 k_cpu k_n k_bad <"$WORK/res"
-  expect_ok key "$k_bad"; AUDITED=$((AUDITED + k_n))
-  run off "$PID_off" "$PORT_off" /v1/user -H "Authorization: Bearer $KEY_off" >"$WORK/res"
-  read -r o_rps _ _ _ o_bad <"$WORK/res"
-  expect_ok off "$o_bad"
+  # the cache-missing keys first, alone: they leave the last-use times of ~100k keys to the usage
+  # writer, which flushes every 5 s (about half a second of the core); that flush is waited
+  # for, so that it lands in no other scenario's window (it landed in the JWT run's before)
   BENCH_TOKENS="$WORK/cold-keys.txt" BENCH_PATH=/v1/user run cold "$PID_cold" "$PORT_cold" / -s bench/lua/keys.lua >"$WORK/res"
   read -r c_rps _ _ _ c_bad <"$WORK/res"
   expect_ok cold "$c_bad"
-  # the cold run leaves the last-use times of ~100k keys to the usage writer, which flushes
-  # every 5 s (about half a second of the core): wait for that flush, so that it is not charged
-  # to the next scenario's CPU figure (it landed in the JWT run's window before)
   $SMOKE || { sleep 5.5; settle "$PID_cold"; }
-  run jwt "$PID_cold" "$PORT_cold" /v1/user -H "Authorization: Bearer $JWT_cold" >"$WORK/res"
-  read -r j_rps _ j_cpu _ j_bad <"$WORK/res"
+  # every figure taken as a ratio to hello (or to each other), in turns of SLICE seconds
+  interleave hello key off jwt raw jwtrep
+  read -r h_rps h_p99 h_cpu _ h_bad <"$WORK/hello.res"
+  expect_ok hello "$h_bad"
+  read -r k_rps k_p99 k_cpu k_n k_bad <"$WORK/key.res"
+  expect_ok key "$k_bad"; AUDITED=$((AUDITED + k_n))
+  read -r o_rps _ _ _ o_bad <"$WORK/off.res"
+  expect_ok off "$o_bad"
+  read -r j_rps _ j_cpu _ j_bad <"$WORK/jwt.res"
   expect_ok jwt "$j_bad"
-  raw_ns=$("${pin_server[@]}" $TOOL rs256 --millis "$RAW_MS")
-  run jwt-repeated "$PID_main" "$PORT_main" /v1/user -H "Authorization: Bearer $JWT_main" >"$WORK/res"
-  read -r jr_rps _ _ _ jr_bad <"$WORK/res"
+  read -r raw_ns _ _ _ _ <"$WORK/raw.res"; raw_ns=${raw_ns%.*}
+  read -r jr_rps _ _ _ jr_bad <"$WORK/jwtrep.res"
   expect_ok jwt-repeated "$jr_bad"
-  set_client "$WORK/oauth-main"
-  BENCH_TOKENS="$WORK/oauth-main/access_tokens.txt" BENCH_CLIENT_ID="$CID" \
-    BENCH_CLIENT_SECRET="$CSECRET" BENCH_PATH=/oauth/introspect run introspect "$PID_main" "$PORT_main" / -s bench/lua/introspect.lua >"$WORK/res"
-  read -r i_rps _ _ _ i_bad <"$WORK/res"
+  # introspection against the peer's, in turns too
+  pi_rps=0; pf_rps=0
+  if $PEER; then interleave intro peerintro; else interleave intro; fi
+  read -r i_rps _ _ _ i_bad <"$WORK/intro.res"
   expect_ok introspect "$i_bad"
+  if $PEER; then
+    read -r pi_rps _ _ _ pi_bad <"$WORK/peerintro.res"
+    expect_ok peer-introspect "$pi_bad"
+  fi
+  # the refresh grants are not sliced: a slice's last answers are never read, and every
+  # rotation lost that way is a refresh family gone
+  set_client "$WORK/oauth-main"
   refresh_run refresh "$PID_main" "$PORT_main" "$WORK/oauth-main" /oauth/token >"$WORK/res"
   read -r f_rps _ _ _ _ <"$WORK/res"
-  pi_rps=0; pf_rps=0
   if $PEER; then
     set_client "$WORK/oauth-peer"
-    BENCH_TOKENS="$WORK/oauth-peer/access_tokens.txt" BENCH_CLIENT_ID="$CID" \
-      BENCH_CLIENT_SECRET="$CSECRET" BENCH_PATH=/token/introspection run peer-introspect "$PID_peer" "$PORT_peer" / -s bench/lua/introspect.lua >"$WORK/res"
-    read -r pi_rps _ _ _ pi_bad <"$WORK/res"
-    expect_ok peer-introspect "$pi_bad"
     refresh_run peer-refresh "$PID_peer" "$PORT_peer" "$WORK/oauth-peer" /token >"$WORK/res"
     read -r pf_rps _ _ _ _ <"$WORK/res"
   fi
   # the cached-key p99 while 20 password sign-ins a second run (argon2 on the same core)
+  # in slices as the key's p99 above (the sign-ins run a little longer than the slices and the
+  # pauses between them)
   "${pin_load[@]}" $TOOL logins --url "https://127.0.0.1:$PORT_main" --cert "$CERT" --user bench \
-    --password "$PASSWORD" --rate 20 --seconds "$DURATION" >"$WORK/logins.out" 2>&1 &
+    --password "$PASSWORD" --rate 20 --seconds "$((DURATION + SLICES + 1))" >"$WORK/logins.out" 2>&1 &
   LOGINS=$!
-  run key-logins "$PID_main" "$PORT_main" /v1/user -H "Authorization: Bearer $KEY_main" >"$WORK/res"
-  read -r _ kl_p99 _ kl_n kl_bad <"$WORK/res"
+  sleep 0.5
+  interleave keylogins
+  read -r _ kl_p99 _ kl_n kl_bad <"$WORK/keylogins.res"
   wait "$LOGINS"; expect_ok key-logins "$kl_bad"; AUDITED=$((AUDITED + kl_n))
   if ! grep -q "failed 0" "$WORK/logins.out"; then echo "sign-ins failed: $(cat "$WORK/logins.out")" >&2; exit 1; fi
   # full TLS handshakes: a new connection per request
@@ -225,10 +283,12 @@ for r in $(seq "$ROUNDS"); do
 
   V_HELLO+=("$h_rps"); V_KEY+=("$k_rps"); V_OFF+=("$o_rps"); V_COLD+=("$c_rps"); V_JWT+=("$j_rps")
   V_JWTREP+=("$jr_rps"); V_INTRO+=("$i_rps"); V_PINTRO+=("$pi_rps"); V_REFR+=("$f_rps"); V_PREFR+=("$pf_rps")
-  R_KEY+=("$(div "$k_rps" "$h_rps")"); R_KEYP99+=("$(div "$k_p99" "$h_p99")"); R_COLD+=("$(div "$c_rps" "$h_rps")")
-  R_JWTO+=("$(awk -v j="$j_cpu" -v h="$h_cpu" -v raw="$raw_ns" 'BEGIN{printf "%.3f", (j - h) * 1000 / raw}')"); R_RAW+=("$raw_ns")
-  R_JWTREP+=("$(div "$jr_rps" "$h_rps")"); R_AUD+=("$(div "$k_rps" "$o_rps")")
-  R_INTRO+=("$(div "$i_rps" "$pi_rps")"); R_REFR+=("$(div "$f_rps" "$pf_rps")")
+  # the interleaved figures: one ratio per pass, of two slices taken in the same pass
+  R_KEY+=($(paired 'q(a[1], b[1])' key hello)); R_KEYP99+=($(paired 'q(a[2], b[2])' key hello))
+  R_AUD+=($(paired 'q(a[1], b[1])' key off)); R_JWTREP+=($(paired 'q(a[1], b[1])' jwtrep hello))
+  R_JWTO+=($(paired 'q((a[3] - b[3]) * 1000, c[1])' jwt hello raw)); R_RAW+=("$raw_ns")
+  if $PEER; then R_INTRO+=($(paired 'q(a[1], b[1])' intro peerintro)); fi
+  R_COLD+=("$(div "$c_rps" "$h_rps")"); R_REFR+=("$(div "$f_rps" "$pf_rps")")
   R_LOGIN+=("$(div "$kl_p99" "$k_p99")"); R_HS+=("$hs_cpu"); R_429+=("$(div "$e429" "$e401")")
   echo "round $r: hello $h_rps | key $k_rps | audit off $o_rps | cold key $c_rps | jwt $j_rps (cpu $j_cpu us vs hello $h_cpu us, raw RS256 $raw_ns ns) | jwt repeated $jr_rps | introspect $i_rps vs peer $pi_rps | refresh $f_rps vs peer $pf_rps | key p99 $k_p99 us, under logins $kl_p99 us | handshake $hs_cpu us cpu | 401 $e401 429 $e429" >&2
 done
@@ -245,7 +305,7 @@ M() { median "$@"; }
 MACHINE="$(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')"
 PEERV=$(node -p 'require("./bench/peer/node_modules/oidc-provider/package.json").version' 2>/dev/null || echo none)
 {
-  echo "| figure | median of $ROUNDS rounds | target | result |"
+  echo "| figure | median | target | result |"
   echo "|---|---|---|---|"
   row "hello: \`GET /livez\` over TLS, no credential (req/s)" "$(M "${V_HELLO[@]}")" "the floor" ""
   v=$(M "${R_KEY[@]}"); row "API key, cache hit, full pipeline (audited) / hello" "${v}x ($(M "${V_KEY[@]}") req/s)" ">= 0.85x" "$(check "$v" ">=" 0.85)"
@@ -266,6 +326,8 @@ PEERV=$(node -p 'require("./bench/peer/node_modules/oidc-provider/package.json")
   v=$(M "${R_429[@]}"); row "429 (blocked source) / 401 (unknown key) throughput" "${v}x" "> 1x" "$(check "$v" ">=" 1)"
   echo
   echo "machine: $MACHINE; every server pinned to CPU 0, wrk and the sign-in load to CPU 1; $CONNS connections, ${DURATION} s per scenario${HALT_NOTE}; $(date -u +%Y-%m-%dT%H:%MZ); \`$PROFILE\` build$($SMOKE && echo ' (smoke: figures mean nothing)')"
+  echo
+  echo "medians: of $((ROUNDS * SLICES)) ratios ($ROUNDS rounds of $SLICES passes) for the cached key, its p99, the JWT figures, audit on / off and introspection, each ratio of two ${SLICE}-s slices taken in the same pass, scenarios in turn; of $ROUNDS rounds for the others"
 } | tee bench/last-run.md
 if [[ "$WRITTEN" -lt "$AUDITED" ]]; then
   echo "audit events missing: $WRITTEN written for $AUDITED audited requests" >&2
