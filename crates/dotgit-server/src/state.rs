@@ -191,6 +191,7 @@ pub fn spawn_background(
                     state.flush_usage().await;
                     state.limiter.prune(state.now());
                     record_expiries(&state).await;
+                    crate::oauth::purge_ended(&state).await;
                 }
                 _ = shutdown.changed() => {
                     state.flush_usage().await;

@@ -226,6 +226,32 @@ const SESSION_COLS: &str =
 /// How long a consumed code is remembered for replay detection (beyond its family's life).
 const CODE_MEMORY_SECONDS: i64 = 31 * 86_400;
 
+/// Access tokens that expired before `$1`, at most `$2` of them (through the partial index
+/// `oauth_tokens_access_expiry`, migration 0012).
+pub const PURGE_ACCESS_TOKENS: &str = "DELETE FROM oauth_tokens WHERE rowid IN (
+    SELECT rowid FROM oauth_tokens WHERE kind = 'access' AND expires_at < $1 LIMIT $2)";
+/// The grants whose refresh lifetime ended before `$1`, at most `$2` of them (through
+/// `oauth_grants_refresh_expiry`, migration 0012).
+const ENDED_GRANTS: &str =
+    "SELECT id FROM oauth_grants WHERE refresh_expires_at < $1 ORDER BY refresh_expires_at LIMIT $2";
+/// Every token of the [`ENDED_GRANTS`] (through `oauth_tokens_by_grant`).
+pub const PURGE_FAMILY_TOKENS: &str = "DELETE FROM oauth_tokens WHERE grant_id IN (
+    SELECT id FROM oauth_grants WHERE refresh_expires_at < $1 ORDER BY refresh_expires_at LIMIT $2)";
+/// The [`ENDED_GRANTS`] themselves, once their tokens are gone.
+pub const PURGE_GRANTS: &str = "DELETE FROM oauth_grants WHERE id IN (
+    SELECT id FROM oauth_grants WHERE refresh_expires_at < $1 ORDER BY refresh_expires_at LIMIT $2)";
+
+/// What one [`Store::purge_ended_oauth`] transaction deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OAuthPurged {
+    /// Access tokens that had expired (their grant lives on).
+    pub access_tokens: u64,
+    /// Tokens of ended grants: their refresh tokens (rotated or not) and access tokens.
+    pub family_tokens: u64,
+    /// Ended grants.
+    pub grants: u64,
+}
+
 impl Store {
     // ---- apps --------------------------------------------------------------------------
 
@@ -689,6 +715,48 @@ impl Store {
         crate::audit::append(&mut tx, &[e]).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Deletes, in one transaction, what no request can use any more and what no refusal needs:
+    /// at most `batch` access tokens that expired before `before`, and at most `batch` grants
+    /// whose refresh lifetime ended before `before`, with every token of theirs. A refresh token
+    /// ends with its grant (rotation keeps the grant's end), so the rotated refresh tokens that
+    /// replay detection needs stay exactly as long as their family can still be refreshed. The
+    /// caller passes a `before` some time in the past, so that a recently expired token is
+    /// still there to be refused as expired. Without the two indexes of migration 0012 these
+    /// statements would scan the token table (`tests/plans.rs`).
+    pub async fn purge_ended_oauth(&self, before: i64, batch: i64) -> Result<OAuthPurged> {
+        let mut tx = self.begin_write().await?;
+        let mut purged = OAuthPurged::default();
+        let any_ended = sqlx::query(ENDED_GRANTS)
+            .bind(before)
+            .bind(1_i64)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if any_ended {
+            // the tokens first and counted (the foreign key would cascade them, uncounted)
+            purged.family_tokens = sqlx::query(PURGE_FAMILY_TOKENS)
+                .bind(before)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            purged.grants = sqlx::query(PURGE_GRANTS)
+                .bind(before)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        purged.access_tokens = sqlx::query(PURGE_ACCESS_TOKENS)
+            .bind(before)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(purged)
     }
 
     // ---- sessions ----------------------------------------------------------------------

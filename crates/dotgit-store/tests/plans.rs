@@ -1,11 +1,14 @@
 //! Query plans the performance depends on. Statements that run on a timer over whole tables use
 //! an index, so their cost does not grow with the number of keys (a scan of 1M keys every 5 s
 //! held SQLite's write lock for 0.3 s); the API-key probe on the request path reads one index
-//! and no page of the key table (one leaf page per probe instead of two).
+//! and no page of the key table (one leaf page per probe instead of two). The OAuth purge, on the
+//! same timer, finds ended tokens and grants through indexes, not by reading every token.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use dotgit_store::{Store, EXPIRY_DUE, KEY_PROBE};
+use dotgit_store::{
+    Store, EXPIRY_DUE, KEY_PROBE, PURGE_ACCESS_TOKENS, PURGE_FAMILY_TOKENS, PURGE_GRANTS,
+};
 use sqlx::Row;
 
 /// The query plan of `sql` (one `detail` line per step) on a freshly migrated database. The
@@ -50,4 +53,21 @@ async fn the_expiry_recorder_searches_an_index_instead_of_scanning_the_keys() {
         "{plan:?}"
     );
     assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{plan:?}");
+}
+
+#[tokio::test]
+async fn the_oauth_purge_finds_ended_tokens_and_grants_through_indexes() {
+    for (sql, index) in [
+        (PURGE_ACCESS_TOKENS, "oauth_tokens_access_expiry"),
+        (PURGE_FAMILY_TOKENS, "oauth_grants_refresh_expiry"),
+        (PURGE_FAMILY_TOKENS, "oauth_tokens_by_grant"),
+        (PURGE_GRANTS, "oauth_grants_refresh_expiry"),
+    ] {
+        let plan = plan_of(sql).await;
+        assert!(plan.iter().any(|d| d.contains(index)), "{sql}: {plan:?}");
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN")),
+            "{sql}: {plan:?}"
+        );
+    }
 }

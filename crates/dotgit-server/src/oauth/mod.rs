@@ -31,6 +31,48 @@ pub const ACCESS_TOKEN_SECONDS: i64 = 7200;
 pub const REFRESH_TOKEN_SECONDS: i64 = 30 * 86_400;
 /// Authorization codes live 60 seconds.
 pub const CODE_SECONDS: i64 = 60;
+/// How long an ended token or grant is kept before it is deleted: a day, during which a
+/// request presenting it is still refused (and audited) as expired rather than unknown.
+pub const RETENTION_AFTER_END_SECONDS: i64 = 86_400;
+/// Rows of each kind one purge transaction deletes at most (the write lock is held that long).
+pub const PURGE_BATCH: i64 = 500;
+/// Purge transactions per maintenance tick at most; what is left waits for the next tick.
+pub const PURGE_BATCHES_PER_TICK: usize = 20;
+
+/// Deletes the access tokens that expired, and the grants whose refresh lifetime ended, more
+/// than [`RETENTION_AFTER_END_SECONDS`] ago, with every token of those grants. Called on the
+/// server's maintenance tick (every 5 s): a few batches each time, so that a backlog (a
+/// server that was down, an upgrade from before purging) drains without holding the write lock
+/// for long. Returns what was deleted in all.
+pub async fn purge_ended(state: &AppState) -> dotgit_store::OAuthPurged {
+    let before = state.now() - RETENTION_AFTER_END_SECONDS;
+    let mut total = dotgit_store::OAuthPurged::default();
+    for _ in 0..PURGE_BATCHES_PER_TICK {
+        match state.store.purge_ended_oauth(before, PURGE_BATCH).await {
+            Ok(p) => {
+                total.access_tokens += p.access_tokens;
+                total.family_tokens += p.family_tokens;
+                total.grants += p.grants;
+                if p.access_tokens < PURGE_BATCH as u64 && p.grants < PURGE_BATCH as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not purge ended OAuth tokens");
+                break;
+            }
+        }
+    }
+    if total != dotgit_store::OAuthPurged::default() {
+        tracing::info!(
+            access_tokens = total.access_tokens,
+            family_tokens = total.family_tokens,
+            grants = total.grants,
+            "purged ended OAuth tokens and grants"
+        );
+    }
+    total
+}
 
 /// The PKCE S256 challenge of a verifier: `BASE64URL(SHA256(verifier))` (RFC 7636 §4.2).
 pub fn s256(verifier: &str) -> String {

@@ -448,6 +448,76 @@ async fn refresh_tokens_expire_thirty_days_after_the_grant_whatever_the_rotation
     assert_eq!(s.get("/v1/projects", &access).await.status, 200);
 }
 
+/// Whether the database still holds `token` (by its digest).
+async fn stored(s: &TestServer, token: &str) -> bool {
+    let hash = dotgit_core::SecretHash::of(token).to_hex();
+    s.state()
+        .store
+        .oauth_token_by_hash(&hash)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test]
+async fn ended_tokens_are_purged_a_day_later_and_rotated_ones_stay_while_their_family_lives() {
+    // `purge_ended` is what the server's 5-s maintenance tick runs; it runs here at each moment
+    // the test needs, and the assertions read the database, whichever of the two purged
+    use dotgit_server::oauth::purge_ended;
+    use dotgit_testkit::T0;
+    let w = world().await;
+    let (s, app) = (&w.s, &w.app);
+    // family F, granted at T0: two access tokens and a rotated refresh token
+    let (code, verifier) = code_for(&w.browser, app, "repo:read").await;
+    let (a1, r1) = tokens(&exchange(s, app, &code, &verifier).await);
+    let (a2, r2) = tokens(&refresh(s, app, &r1, None).await);
+    // a1 and a2 expired at T0 + 2 h; a day later they are still kept (refused as expired)
+    s.clock.set(T0 + 7200 + 86_400);
+    purge_ended(s.state()).await;
+    assert!(stored(s, &a1).await && stored(s, &a2).await);
+    let r = s.get("/v1/projects", &a1).await;
+    assert_eq!((r.status, r.code()), (401, "invalid_token"));
+    // one second more and they are gone; the rotated refresh token stays, its family lives
+    s.clock.advance(1);
+    purge_ended(s.state()).await;
+    assert!(!stored(s, &a1).await && !stored(s, &a2).await);
+    assert!(stored(s, &r1).await && stored(s, &r2).await);
+    let r = s.get("/v1/projects", &a2).await;
+    assert_eq!((r.status, r.code()), (401, "invalid_token"));
+    let (a3, r3) = tokens(&refresh(s, app, &r2, None).await);
+    // family G, granted now (bob signs in again: a day ended his session), which outlives F by
+    // a day and a bit
+    w.browser.login(&w.bob).await;
+    let (code, verifier) = code_for(&w.browser, app, "repo:read").await;
+    let (g_access, g_refresh) = tokens(&exchange(s, app, &code, &verifier).await);
+    // replay detection still sees r1 as rotated: presenting it revokes F, as before purging
+    let r = refresh(s, app, &r1, None).await;
+    assert_oauth_error(&r, 400, "invalid_grant");
+    assert!(r.body["message"].as_str().unwrap().contains("revoked"));
+    assert_oauth_error(&refresh(s, app, &r3, None).await, 400, "invalid_grant");
+    // F ended at T0 + 30 days: its refresh tokens are kept for a day after that; the access
+    // tokens of both families expired long ago
+    s.clock.set(T0 + 30 * 86_400 + 86_400);
+    purge_ended(s.state()).await;
+    assert!(!stored(s, &a3).await && !stored(s, &g_access).await);
+    assert!(stored(s, &r1).await && stored(s, &r3).await);
+    s.clock.advance(1);
+    // then F goes whole: r1, r2, r3 and the grant
+    purge_ended(s.state()).await;
+    for t in [&r1, &r2, &r3] {
+        assert!(!stored(s, t).await);
+        assert_oauth_error(&refresh(s, app, t, None).await, 400, "invalid_grant");
+    }
+    // G is untouched: its refresh token still works
+    let (g2, _) = tokens(&refresh(s, app, &g_refresh, None).await);
+    assert_eq!(s.get("/v1/projects", &g2).await.status, 200);
+    // nothing is left to purge
+    assert_eq!(
+        purge_ended(s.state()).await,
+        dotgit_store::OAuthPurged::default()
+    );
+}
+
 #[tokio::test]
 async fn codes_expire_after_sixty_seconds() {
     let w = world().await;
