@@ -325,7 +325,7 @@ PEERV=$(node -p 'require("./bench/peer/node_modules/oidc-provider/package.json")
   v=$(M "${R_HS[@]}"); row "server CPU per full TLS handshake + request (\`Connection: close\`)" "${v} µs" "<= 250 µs" "$(check "$v" "<=" 250)"
   v=$(M "${R_429[@]}"); row "429 (blocked source) / 401 (unknown key) throughput" "${v}x" "> 1x" "$(check "$v" ">=" 1)"
   echo
-  echo "machine: $MACHINE; every server pinned to CPU 0, wrk and the sign-in load to CPU 1; $CONNS connections, ${DURATION} s per scenario${HALT_NOTE}; $(date -u +%Y-%m-%dT%H:%MZ); \`$PROFILE\` build$($SMOKE && echo ' (smoke: figures mean nothing)')"
+  echo "machine: $MACHINE; every server pinned to CPU 0, wrk and the sign-in load to CPU 1; $CONNS connections, ${DURATION} s per scenario (the sliced ones: $SLICES x ${SLICE} s)${HALT_NOTE}; $(date -u +%Y-%m-%dT%H:%MZ); \`$PROFILE\` build$($SMOKE && echo ' (smoke: figures mean nothing)')"
   echo
   echo "medians: of $((ROUNDS * SLICES)) ratios ($ROUNDS rounds of $SLICES passes) for the cached key, its p99, the JWT figures, audit on / off and introspection, each ratio of two ${SLICE}-s slices taken in the same pass, scenarios in turn; of $ROUNDS rounds for the others"
 } | tee bench/last-run.md
