@@ -230,16 +230,26 @@ const CODE_MEMORY_SECONDS: i64 = 31 * 86_400;
 /// `oauth_tokens_access_expiry`, migration 0012).
 pub const PURGE_ACCESS_TOKENS: &str = "DELETE FROM oauth_tokens WHERE rowid IN (
     SELECT rowid FROM oauth_tokens WHERE kind = 'access' AND expires_at < $1 LIMIT $2)";
-/// The grants whose refresh lifetime ended before `$1`, at most `$2` of them (through
-/// `oauth_grants_refresh_expiry`, migration 0012).
-const ENDED_GRANTS: &str =
-    "SELECT id FROM oauth_grants WHERE refresh_expires_at < $1 ORDER BY refresh_expires_at LIMIT $2";
-/// Every token of the [`ENDED_GRANTS`] (through `oauth_tokens_by_grant`).
-pub const PURGE_FAMILY_TOKENS: &str = "DELETE FROM oauth_tokens WHERE grant_id IN (
-    SELECT id FROM oauth_grants WHERE refresh_expires_at < $1 ORDER BY refresh_expires_at LIMIT $2)";
-/// The [`ENDED_GRANTS`] themselves, once their tokens are gone.
-pub const PURGE_GRANTS: &str = "DELETE FROM oauth_grants WHERE id IN (
-    SELECT id FROM oauth_grants WHERE refresh_expires_at < $1 ORDER BY refresh_expires_at LIMIT $2)";
+/// The grants whose refresh lifetime ended before `$1`, at most `$2` of them, oldest first
+/// (through `oauth_grants_refresh_expiry`, migration 0012). One text for both statements below,
+/// so that within one transaction they pick the same grants.
+macro_rules! ended_grants {
+    () => {
+        "SELECT id FROM oauth_grants WHERE refresh_expires_at < $1 ORDER BY refresh_expires_at LIMIT $2"
+    };
+}
+/// Every token of the ended grants (through `oauth_tokens_by_grant`).
+pub const PURGE_FAMILY_TOKENS: &str = concat!(
+    "DELETE FROM oauth_tokens WHERE grant_id IN (",
+    ended_grants!(),
+    ")"
+);
+/// The ended grants themselves, once their tokens are gone.
+pub const PURGE_GRANTS: &str = concat!(
+    "DELETE FROM oauth_grants WHERE id IN (",
+    ended_grants!(),
+    ")"
+);
 
 /// What one [`Store::purge_ended_oauth`] transaction deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -727,34 +737,21 @@ impl Store {
     /// statements would scan the token table (`tests/plans.rs`).
     pub async fn purge_ended_oauth(&self, before: i64, batch: i64) -> Result<OAuthPurged> {
         let mut tx = self.begin_write().await?;
-        let mut purged = OAuthPurged::default();
-        let any_ended = sqlx::query(ENDED_GRANTS)
-            .bind(before)
-            .bind(1_i64)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if any_ended {
-            // the tokens first and counted (the foreign key would cascade them, uncounted)
-            purged.family_tokens = sqlx::query(PURGE_FAMILY_TOKENS)
+        let mut delete = async |sql: &str| -> Result<u64> {
+            Ok(sqlx::query(sql)
                 .bind(before)
                 .bind(batch)
                 .execute(&mut *tx)
                 .await?
-                .rows_affected();
-            purged.grants = sqlx::query(PURGE_GRANTS)
-                .bind(before)
-                .bind(batch)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-        purged.access_tokens = sqlx::query(PURGE_ACCESS_TOKENS)
-            .bind(before)
-            .bind(batch)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+                .rows_affected())
+        };
+        // a family's tokens before its grant, so that they are counted (the foreign key would
+        // cascade them uncounted)
+        let purged = OAuthPurged {
+            family_tokens: delete(PURGE_FAMILY_TOKENS).await?,
+            grants: delete(PURGE_GRANTS).await?,
+            access_tokens: delete(PURGE_ACCESS_TOKENS).await?,
+        };
         tx.commit().await?;
         Ok(purged)
     }
