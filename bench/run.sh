@@ -195,19 +195,16 @@ scn_key() { run key "$PID_main" "$PORT_main" /v1/user -H "Authorization: Bearer 
 scn_off() { run off "$PID_off" "$PORT_off" /v1/user -H "Authorization: Bearer $KEY_off"; }
 scn_jwt() { run jwt "$PID_cold" "$PORT_cold" /v1/user -H "Authorization: Bearer $JWT_cold"; }
 scn_jwtrep() { run jwt-repeated "$PID_main" "$PORT_main" /v1/user -H "Authorization: Bearer $JWT_main"; }
-# introspection slices; the Lua script's own counts (an answer "inactive") are checked per slice
-scn_intro() {
-  set_client "$WORK/oauth-main"
-  BENCH_TOKENS="$WORK/oauth-main/access_tokens.txt" BENCH_CLIENT_ID="$CID" BENCH_CLIENT_SECRET="$CSECRET" \
-    BENCH_PATH=/oauth/introspect run introspect "$PID_main" "$PORT_main" / -s bench/lua/introspect.lua
-  expect_ok introspect 0
+# introspect_slice NAME DIR PATH PID PORT → one introspection slice with DIR's client and tokens;
+# the Lua script's own counts (an answer "inactive") are checked per slice
+introspect_slice() {
+  set_client "$WORK/$2"
+  BENCH_TOKENS="$WORK/$2/access_tokens.txt" BENCH_CLIENT_ID="$CID" BENCH_CLIENT_SECRET="$CSECRET" \
+    BENCH_PATH="$3" run "$1" "$4" "$5" / -s bench/lua/introspect.lua
+  expect_ok "$1" 0
 }
-scn_peerintro() {
-  set_client "$WORK/oauth-peer"
-  BENCH_TOKENS="$WORK/oauth-peer/access_tokens.txt" BENCH_CLIENT_ID="$CID" BENCH_CLIENT_SECRET="$CSECRET" \
-    BENCH_PATH=/token/introspection run peer-introspect "$PID_peer" "$PORT_peer" / -s bench/lua/introspect.lua
-  expect_ok peer-introspect 0
-}
+scn_intro() { introspect_slice introspect oauth-main /oauth/introspect "$PID_main" "$PORT_main"; }
+scn_peerintro() { introspect_slice peer-introspect oauth-peer /token/introspection "$PID_peer" "$PORT_peer"; }
 scn_keylogins() { run key-logins "$PID_main" "$PORT_main" /v1/user -H "Authorization: Bearer $KEY_main"; }
 # the raw RS256 verification on the server's core, as a slice: "ns-per-verify 0 0 1 0", so that
 # interleave's requests-over-time combines the slices into their harmonic mean (equal times)
