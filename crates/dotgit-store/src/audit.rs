@@ -53,7 +53,7 @@ pub struct ChainBreak {
     pub id: String,
 }
 
-/// The one high-volume type, left out of the partial type and credential indexes.
+/// The one high-volume type, left out of the partial type index.
 const SUCCEEDED: &str = dotgit_core::audit::types::AUTH_SUCCEEDED;
 
 const COLS: &str = "seq, id, time, request_id, type, account_id, credential_id, source_ip, \
@@ -581,66 +581,7 @@ impl Store {
         before: Option<(i64, u32)>,
         limit: i64,
     ) -> Result<Vec<StoredRow>> {
-        let mut sql = format!("SELECT {COLS} FROM audit_events WHERE 1 = 1");
-        let mut n = 0;
-        let mut next = || {
-            n += 1;
-            n
-        };
-        let mut binds: Vec<either::Bind> = Vec::new();
-        if let Some(v) = &f.account_id {
-            sql.push_str(&format!(" AND account_id = ${}", next()));
-            binds.push(either::Bind::Text(v.clone()));
-        }
-        if let Some(v) = &f.credential_id {
-            // a pack of several credentials names each event's in its bytes, not in the column:
-            // its events are matched once decoded
-            sql.push_str(&format!(
-                " AND (credential_id = ${} OR (credential_id IS NULL AND pack IS NOT NULL))",
-                next()
-            ));
-            binds.push(either::Bind::Text(v.clone()));
-        }
-        if let Some(v) = &f.event_type {
-            if let Some(prefix) = v.strip_suffix('.') {
-                // a range (`anomaly.` ≤ type < `anomaly/`) so the type index serves it
-                sql.push_str(&format!(
-                    " AND type >= ${a} AND type < ${b}",
-                    a = next(),
-                    b = next()
-                ));
-                binds.push(either::Bind::Text(format!("{prefix}.")));
-                binds.push(either::Bind::Text(format!("{prefix}/")));
-            } else {
-                sql.push_str(&format!(" AND type = ${}", next()));
-                binds.push(either::Bind::Text(v.clone()));
-            }
-            if !SUCCEEDED.starts_with(v.as_str()) {
-                // implied by the filter; stated so the partial indexes of rare events apply
-                sql.push_str(" AND type <> 'auth.succeeded'");
-            }
-        }
-        if let Some(v) = &f.outcome {
-            sql.push_str(&format!(" AND outcome = ${}", next()));
-            binds.push(either::Bind::Text(v.clone()));
-        }
-        if let Some(v) = f.since {
-            // a pack's events run from `time` to `time_last`
-            sql.push_str(&format!(" AND COALESCE(time_last, time) >= ${}", next()));
-            binds.push(either::Bind::Int(v));
-        }
-        if let Some(v) = f.until {
-            sql.push_str(&format!(" AND time < ${}", next()));
-            binds.push(either::Bind::Int(v));
-        }
-        if let Some((seq, index)) = before {
-            // index > 0: the earlier events of that row's pack are still to come
-            let op = if index > 0 { "<=" } else { "<" };
-            sql.push_str(&format!(" AND seq {op} ${}", next()));
-            binds.push(either::Bind::Int(seq));
-        }
-        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", next()));
-        binds.push(either::Bind::Int(limit));
+        let (sql, binds) = rows_query(f, before, limit);
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = match b {
@@ -706,6 +647,83 @@ impl Store {
             }
         }
     }
+}
+
+/// The statement of [`Store::list_audit`]'s rows for `f` before `before` (newest first, at most
+/// `limit`), and its parameters.
+fn rows_query(
+    f: &AuditFilter,
+    before: Option<(i64, u32)>,
+    limit: i64,
+) -> (String, Vec<either::Bind>) {
+    let mut sql = format!("SELECT {COLS} FROM audit_events WHERE 1 = 1");
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    let mut binds: Vec<either::Bind> = Vec::new();
+    if let Some(v) = &f.account_id {
+        sql.push_str(&format!(" AND account_id = ${}", next()));
+        binds.push(either::Bind::Text(v.clone()));
+    }
+    if let Some(v) = &f.credential_id {
+        // a pack of several credentials names each event's in its bytes, not in the column:
+        // its events are matched once decoded
+        sql.push_str(&format!(
+            " AND (credential_id = ${} OR (credential_id IS NULL AND pack IS NOT NULL))",
+            next()
+        ));
+        binds.push(either::Bind::Text(v.clone()));
+    }
+    if let Some(v) = &f.event_type {
+        if let Some(prefix) = v.strip_suffix('.') {
+            // a range (`anomaly.` ≤ type < `anomaly/`) so the type index serves it
+            sql.push_str(&format!(
+                " AND type >= ${a} AND type < ${b}",
+                a = next(),
+                b = next()
+            ));
+            binds.push(either::Bind::Text(format!("{prefix}.")));
+            binds.push(either::Bind::Text(format!("{prefix}/")));
+        } else {
+            sql.push_str(&format!(" AND type = ${}", next()));
+            binds.push(either::Bind::Text(v.clone()));
+        }
+        if !SUCCEEDED.starts_with(v.as_str()) {
+            // implied by the filter; stated so the partial indexes of rare events apply
+            sql.push_str(" AND type <> 'auth.succeeded'");
+        }
+    }
+    if let Some(v) = &f.outcome {
+        sql.push_str(&format!(" AND outcome = ${}", next()));
+        binds.push(either::Bind::Text(v.clone()));
+    }
+    if let Some(v) = f.since {
+        // a pack's events run from `time` to `time_last`
+        sql.push_str(&format!(" AND COALESCE(time_last, time) >= ${}", next()));
+        binds.push(either::Bind::Int(v));
+    }
+    if let Some(v) = f.until {
+        sql.push_str(&format!(" AND time < ${}", next()));
+        binds.push(either::Bind::Int(v));
+    }
+    if let Some((seq, index)) = before {
+        // index > 0: the earlier events of that row's pack are still to come
+        let op = if index > 0 { "<=" } else { "<" };
+        sql.push_str(&format!(" AND seq {op} ${}", next()));
+        binds.push(either::Bind::Int(seq));
+    }
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", next()));
+    binds.push(either::Bind::Int(limit));
+    (sql, binds)
+}
+
+/// The statement [`Store::list_audit`] runs for `f` (its parameters unbound), for query-plan
+/// tests.
+#[doc(hidden)]
+pub fn audit_rows_sql(f: &AuditFilter) -> String {
+    rows_query(f, f.before, 100).0
 }
 
 mod either {

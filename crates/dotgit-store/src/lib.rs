@@ -14,7 +14,7 @@ mod oauth;
 mod refresh;
 mod rows;
 
-pub use audit::{AuditFilter, ChainBreak, StoredEvent, AUDIT_SYNC_INTERVAL};
+pub use audit::{audit_rows_sql, AuditFilter, ChainBreak, StoredEvent, AUDIT_SYNC_INTERVAL};
 pub use oauth::*;
 pub use rows::*;
 

@@ -7,7 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dotgit_store::{
-    Store, EXPIRY_DUE, KEY_PROBE, PURGE_ACCESS_TOKENS, PURGE_FAMILY_TOKENS, PURGE_GRANTS,
+    audit_rows_sql, AuditFilter, Store, EXPIRY_DUE, KEY_PROBE, PURGE_ACCESS_TOKENS,
+    PURGE_FAMILY_TOKENS, PURGE_GRANTS,
 };
 use sqlx::Row;
 
@@ -70,4 +71,83 @@ async fn the_oauth_purge_finds_ended_tokens_and_grants_through_indexes() {
             "{sql}: {plan:?}"
         );
     }
+}
+
+/// Every filter on a credential the audit API can build, with the index it must read: the
+/// account's when it names an account, the rare types' when it names a rare type, else none
+/// (an operator's search over every account walks the table newest first). None needs a
+/// credential index: a credential filter also matches packs of successes, whose rows name no
+/// single credential, so migration 0013 dropped the one no plan used.
+#[tokio::test]
+async fn audit_filters_on_a_credential_read_the_account_or_type_index() {
+    let f = |account: bool, event_type: Option<&str>, paged: bool| AuditFilter {
+        account_id: account.then(|| "acct_x".to_owned()),
+        credential_id: Some("key_x".to_owned()),
+        event_type: event_type.map(str::to_owned),
+        since: paged.then_some(1),
+        until: paged.then_some(2),
+        before: paged.then_some((5, 0)),
+        ..Default::default()
+    };
+    const ACCOUNT: &[&str] = &["audit_by_account"];
+    const TYPE: &[&str] = &["audit_rare_by_type"];
+    const EITHER: &[&str] = &["audit_by_account", "audit_rare_by_type"];
+    for paged in [false, true] {
+        for (filter, indexes) in [
+            (f(true, None, paged), ACCOUNT),
+            (f(true, Some("auth.succeeded"), paged), ACCOUNT),
+            (f(true, Some("auth.failed"), paged), EITHER),
+            (f(true, Some("anomaly."), paged), EITHER),
+            (f(false, Some("auth.failed"), paged), TYPE),
+            (f(false, Some("oauth.token_refreshed"), paged), TYPE),
+            (f(false, Some("anomaly."), paged), TYPE),
+            (f(false, None, paged), &[]),
+        ] {
+            let sql = audit_rows_sql(&filter);
+            let plan = plan_of(&sql).await;
+            if indexes.is_empty() {
+                // newest first along the table itself (from the cursor when paged)
+                assert!(
+                    plan.len() == 1
+                        && (plan[0] == "SCAN audit_events"
+                            || plan[0]
+                                .starts_with("SEARCH audit_events USING INTEGER PRIMARY KEY")),
+                    "{sql}: {plan:?}"
+                );
+            } else {
+                assert!(
+                    plan.iter()
+                        .any(|d| d.starts_with("SEARCH audit_events USING INDEX")
+                            && indexes.iter().any(|i| d.contains(i))),
+                    "{sql}: {plan:?}"
+                );
+            }
+            assert!(
+                !plan.iter().any(|d| d.contains("credential")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_index_of_audit_events_is_without_a_reader() {
+    // the indexes a plan above reads, and nothing else: each one more is a page every event
+    // of its kind writes
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let store = Store::open(&db).await.unwrap();
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events'
+         AND sql IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    names.sort();
+    assert_eq!(names, ["audit_by_account", "audit_rare_by_type"]);
 }
