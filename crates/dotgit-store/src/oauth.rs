@@ -230,34 +230,27 @@ const CODE_MEMORY_SECONDS: i64 = 31 * 86_400;
 /// `oauth_tokens_access_expiry`, migration 0012).
 pub const PURGE_ACCESS_TOKENS: &str = "DELETE FROM oauth_tokens WHERE rowid IN (
     SELECT rowid FROM oauth_tokens WHERE kind = 'access' AND expires_at < $1 LIMIT $2)";
+/// Refresh tokens, rotated or not, issued more than a refresh lifetime (`$3`) before `$1`, at
+/// most `$2` of them, oldest first (through the partial index `oauth_tokens_refresh_issued`,
+/// migration 0014). A refresh token ends with its grant, a refresh lifetime after the grant
+/// began and so at most one after the token was issued: each of these ended before `$1`. The
+/// second condition says so, and keeps any token that has not.
+pub const PURGE_REFRESH_TOKENS: &str = "DELETE FROM oauth_tokens WHERE rowid IN (
+    SELECT rowid FROM oauth_tokens WHERE kind = 'refresh' AND created_at < $1 - $3
+    AND expires_at < $1 ORDER BY created_at LIMIT $2)";
 /// The grants whose refresh lifetime ended before `$1`, at most `$2` of them, oldest first
-/// (through `oauth_grants_refresh_expiry`, migration 0012). One text for both statements below,
-/// so that within one transaction they pick the same grants.
-macro_rules! ended_grants {
-    () => {
-        "SELECT id FROM oauth_grants WHERE refresh_expires_at < $1 ORDER BY refresh_expires_at LIMIT $2"
-    };
-}
-/// Every token of the ended grants (through `oauth_tokens_by_grant`).
-pub const PURGE_FAMILY_TOKENS: &str = concat!(
-    "DELETE FROM oauth_tokens WHERE grant_id IN (",
-    ended_grants!(),
-    ")"
-);
-/// The ended grants themselves, once their tokens are gone.
-pub const PURGE_GRANTS: &str = concat!(
-    "DELETE FROM oauth_grants WHERE id IN (",
-    ended_grants!(),
-    ")"
-);
+/// (through `oauth_grants_refresh_expiry`, migration 0012). Their tokens go by their own ends
+/// (above); one that outlives its grant's row is refused as an unknown token.
+pub const PURGE_GRANTS: &str = "DELETE FROM oauth_grants WHERE id IN (
+    SELECT id FROM oauth_grants WHERE refresh_expires_at < $1 ORDER BY refresh_expires_at LIMIT $2)";
 
 /// What one [`Store::purge_ended_oauth`] transaction deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OAuthPurged {
     /// Access tokens that had expired (their grant lives on).
     pub access_tokens: u64,
-    /// Tokens of ended grants: their refresh tokens (rotated or not) and access tokens.
-    pub family_tokens: u64,
+    /// Refresh tokens, rotated or not, whose grant had ended.
+    pub refresh_tokens: u64,
     /// Ended grants.
     pub grants: u64,
 }
@@ -727,30 +720,34 @@ impl Store {
         Ok(true)
     }
 
-    /// Deletes, in one transaction, what no request can use any more and what no refusal needs:
-    /// at most `batch` access tokens that expired before `before`, and at most `batch` grants
-    /// whose refresh lifetime ended before `before`, with every token of theirs. A refresh token
-    /// ends with its grant (rotation keeps the grant's end), so the rotated refresh tokens that
-    /// replay detection needs stay exactly as long as their family can still be refreshed. The
-    /// caller passes a `before` some time in the past, so that a recently expired token is
-    /// still there to be refused as expired. Without the two indexes of migration 0012 these
-    /// statements would scan the token table (`tests/plans.rs`).
-    pub async fn purge_ended_oauth(&self, before: i64, batch: i64) -> Result<OAuthPurged> {
+    /// Deletes, in one transaction, what no request can use any more and what no refusal needs,
+    /// at most `batch` rows of each kind: access tokens that expired before `before`; refresh
+    /// tokens, rotated or not, issued more than `refresh_lifetime` before it (they ended with
+    /// their grant by then); grants whose refresh lifetime ended before it. A rotated refresh
+    /// token is issued after its grant began, so it stays at least as long as its family can
+    /// still be refreshed, which is as long as replay detection needs it. The caller passes a
+    /// `before` some time in the past, so that a recently expired token is still there to be
+    /// refused as expired. Each statement searches an index whose entries arrive in the order
+    /// it deletes them (migrations 0012 and 0014, `tests/plans.rs`).
+    pub async fn purge_ended_oauth(
+        &self,
+        before: i64,
+        refresh_lifetime: i64,
+        batch: i64,
+    ) -> Result<OAuthPurged> {
         let mut tx = self.begin_write().await?;
-        let mut delete = async |sql: &str| -> Result<u64> {
-            Ok(sqlx::query(sql)
-                .bind(before)
-                .bind(batch)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected())
+        let mut delete = async |sql: &str, lifetime: Option<i64>| -> Result<u64> {
+            let q = sqlx::query(sql).bind(before).bind(batch);
+            let q = match lifetime {
+                Some(l) => q.bind(l),
+                None => q,
+            };
+            Ok(q.execute(&mut *tx).await?.rows_affected())
         };
-        // a family's tokens before its grant, so that they are counted (the foreign key would
-        // cascade them uncounted)
         let purged = OAuthPurged {
-            family_tokens: delete(PURGE_FAMILY_TOKENS).await?,
-            grants: delete(PURGE_GRANTS).await?,
-            access_tokens: delete(PURGE_ACCESS_TOKENS).await?,
+            access_tokens: delete(PURGE_ACCESS_TOKENS, None).await?,
+            refresh_tokens: delete(PURGE_REFRESH_TOKENS, Some(refresh_lifetime)).await?,
+            grants: delete(PURGE_GRANTS, None).await?,
         };
         tx.commit().await?;
         Ok(purged)
@@ -839,7 +836,9 @@ async fn account_in(
         .await?)
 }
 
-/// Revokes a grant and every token of its family, and records the invalidation.
+/// Revokes a grant, and so every token of its family (each check of a token reads its grant's
+/// `revoked_at`; the tokens' rows are not written, migration 0014), and records the
+/// invalidation.
 async fn revoke_family(
     tx: &mut Transaction<'static, Sqlite>,
     grant_id: &str,
@@ -851,13 +850,6 @@ async fn revoke_family(
     )
     .bind(now)
     .bind(reason)
-    .bind(grant_id)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "UPDATE oauth_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(now)
     .bind(grant_id)
     .execute(&mut **tx)
     .await?;

@@ -190,17 +190,14 @@ fn rotate(c: &Connection, w: Work) -> Outcome {
     Ok(Rotated::Issued(Box::new(issued)))
 }
 
-/// Revokes a grant and every token of it, and tells every verification cache.
+/// Revokes a grant, and so every token of it (checks read the grant's `revoked_at`), and tells
+/// every verification cache.
 fn revoke_family(c: &Connection, grant_id: &str, reason: &str, now: i64) -> rusqlite::Result<()> {
     c.prepare_cached(
         "UPDATE oauth_grants SET revoked_at = ?1, revoked_reason = ?2
          WHERE id = ?3 AND revoked_at IS NULL",
     )?
     .execute(params![now, reason, grant_id])?;
-    c.prepare_cached(
-        "UPDATE oauth_tokens SET revoked_at = ?1 WHERE grant_id = ?2 AND revoked_at IS NULL",
-    )?
-    .execute(params![now, grant_id])?;
     c.prepare_cached("INSERT INTO invalidations (kind, target, created_at) VALUES (?1, ?2, ?3)")?
         .execute(params!["oauth_grant", grant_id, now])?;
     Ok(())

@@ -40,7 +40,8 @@ pub const PURGE_BATCH: i64 = 500;
 pub const PURGE_BATCHES_PER_TICK: usize = 20;
 
 /// Deletes the access tokens that expired, and the grants whose refresh lifetime ended, more
-/// than [`RETENTION_AFTER_END_SECONDS`] ago, with every token of those grants. Called on the
+/// than [`RETENTION_AFTER_END_SECONDS`] ago, and the refresh tokens issued more than a refresh
+/// lifetime before that (each ended with its grant by then). Called on the
 /// server's maintenance tick (every 5 s): a few batches each time, so that a backlog (a
 /// server that was down, an upgrade from before purging) drains without holding the write lock
 /// for long. Returns what was deleted in all.
@@ -48,12 +49,19 @@ pub async fn purge_ended(state: &AppState) -> dotgit_store::OAuthPurged {
     let before = state.now() - RETENTION_AFTER_END_SECONDS;
     let mut total = dotgit_store::OAuthPurged::default();
     for _ in 0..PURGE_BATCHES_PER_TICK {
-        match state.store.purge_ended_oauth(before, PURGE_BATCH).await {
+        match state
+            .store
+            .purge_ended_oauth(before, REFRESH_TOKEN_SECONDS, PURGE_BATCH)
+            .await
+        {
             Ok(p) => {
                 total.access_tokens += p.access_tokens;
-                total.family_tokens += p.family_tokens;
+                total.refresh_tokens += p.refresh_tokens;
                 total.grants += p.grants;
-                if p.access_tokens < PURGE_BATCH as u64 && p.grants < PURGE_BATCH as u64 {
+                if [p.access_tokens, p.refresh_tokens, p.grants]
+                    .iter()
+                    .all(|n| *n < PURGE_BATCH as u64)
+                {
                     break;
                 }
             }
@@ -66,7 +74,7 @@ pub async fn purge_ended(state: &AppState) -> dotgit_store::OAuthPurged {
     if total != dotgit_store::OAuthPurged::default() {
         tracing::info!(
             access_tokens = total.access_tokens,
-            family_tokens = total.family_tokens,
+            refresh_tokens = total.refresh_tokens,
             grants = total.grants,
             "purged ended OAuth tokens and grants"
         );

@@ -448,15 +448,21 @@ async fn refresh_tokens_expire_thirty_days_after_the_grant_whatever_the_rotation
     assert_eq!(s.get("/v1/projects", &access).await.status, 200);
 }
 
-/// Whether the database still holds `token` (by its digest).
+/// Whether the database still holds the row of `token` (by its digest), whether or not its
+/// grant's row is still there.
 async fn stored(s: &TestServer, token: &str) -> bool {
     let hash = dotgit_core::SecretHash::of(token).to_hex();
-    s.state()
-        .store
-        .oauth_token_by_hash(&hash)
+    let db = s.config.data_dir.join("dotgit.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
-        .unwrap()
-        .is_some()
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM oauth_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n == 1
 }
 
 #[tokio::test]
@@ -485,6 +491,7 @@ async fn ended_tokens_are_purged_a_day_later_and_rotated_ones_stay_while_their_f
     let r = s.get("/v1/projects", &a2).await;
     assert_eq!((r.status, r.code()), (401, "invalid_token"));
     let (a3, r3) = tokens(&refresh(s, app, &r2, None).await);
+    let r3_issued = T0 + 7200 + 86_400 + 1;
     // family G, granted now (bob signs in again: a day ended his session), which outlives F by
     // a day and a bit
     w.browser.login(&w.bob).await;
@@ -495,27 +502,37 @@ async fn ended_tokens_are_purged_a_day_later_and_rotated_ones_stay_while_their_f
     assert_oauth_error(&r, 400, "invalid_grant");
     assert!(r.body["message"].as_str().unwrap().contains("revoked"));
     assert_oauth_error(&refresh(s, app, &r3, None).await, 400, "invalid_grant");
-    // F ended at T0 + 30 days: its refresh tokens are kept for a day after that; the access
-    // tokens of both families expired long ago
+    // F ended at T0 + 30 days: its grant and refresh tokens are kept for a day after that; the
+    // access tokens of both families expired long ago
     s.clock.set(T0 + 30 * 86_400 + 86_400);
     purge_ended(s.state()).await;
     assert!(!stored(s, &a3).await && !stored(s, &g_access).await);
     assert!(stored(s, &r1).await && stored(s, &r3).await);
     s.clock.advance(1);
-    // then F goes whole: r1, r2, r3 and the grant
+    // then F's grant goes, with the refresh tokens issued when it began (r1, r2). r3, issued a
+    // day later, is kept as long again after its issue, and is refused like them: its grant
+    // is gone
     purge_ended(s.state()).await;
+    assert!(!stored(s, &r1).await && !stored(s, &r2).await);
+    assert!(stored(s, &r3).await);
     for t in [&r1, &r2, &r3] {
-        assert!(!stored(s, t).await);
         assert_oauth_error(&refresh(s, app, t, None).await, 400, "invalid_grant");
     }
     // G is untouched: its refresh token still works
     let (g2, _) = tokens(&refresh(s, app, &g_refresh, None).await);
     assert_eq!(s.get("/v1/projects", &g2).await.status, 200);
-    // nothing is left to purge
     assert_eq!(
         purge_ended(s.state()).await,
         dotgit_store::OAuthPurged::default()
     );
+    // a refresh lifetime and a day after r3 was issued, it goes too
+    s.clock.set(r3_issued + 30 * 86_400 + 86_400);
+    purge_ended(s.state()).await;
+    assert!(stored(s, &r3).await);
+    s.clock.advance(1);
+    purge_ended(s.state()).await;
+    assert!(!stored(s, &r3).await);
+    assert_oauth_error(&refresh(s, app, &r3, None).await, 400, "invalid_grant");
 }
 
 #[tokio::test]

@@ -1,0 +1,106 @@
+//! Upgrading a database made before migration 0014 (the token table rebuilt without its index
+//! and foreign key by grant) keeps every token row as it was, and the purge then finds them by
+//! the time they were issued.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dotgit_store::{OAuthPurged, Store};
+
+mod common;
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+async fn rows(pool: &sqlx::SqlitePool) -> Vec<Row> {
+    sqlx::query_as(
+        "SELECT id, token_hash, kind, grant_id, account_id, client_id, scope, created_at,
+         expires_at, revoked_at, used_at, replaced_by FROM oauth_tokens ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn tokens_issued_before_0014_survive_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let pool = common::database_before(dir.path(), &db, "0014").await;
+    for sql in [
+        "INSERT INTO accounts (id, username, password_hash, plan, created_at)
+         VALUES ('acct', 'alice', 'x', 'free', 0)",
+        "INSERT INTO oauth_apps (client_id, account_id, name, redirect_uris, confidential,
+         allowed_scopes, created_at) VALUES ('dgc', 'acct', 'CI', '[]', 0, 'repo:read', 0)",
+        "INSERT INTO oauth_authorizations (id, account_id, client_id, scope, created_at,
+         updated_at) VALUES ('oaz', 'acct', 'dgc', 'repo:read', 0, 0)",
+        "INSERT INTO oauth_grants (id, authorization_id, account_id, client_id, scope, created_at,
+         refresh_expires_at, revoked_at, revoked_reason)
+         VALUES ('g1', 'oaz', 'acct', 'dgc', 'repo:read', 0, 100, 50, 'refresh token reused')",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    // a rotated refresh token, its successor (revoked with the family, as 0003 marked them),
+    // and an access token
+    for (id, kind, created, expires, revoked, used, replaced) in [
+        ("t1", "refresh", 0, 100, Some(50), Some(10), Some("t2")),
+        ("t2", "refresh", 10, 100, Some(50), None, None),
+        ("t3", "access", 10, 7_210, None, None, None),
+    ] {
+        sqlx::query(
+            "INSERT INTO oauth_tokens (id, token_hash, kind, grant_id, account_id, client_id,
+             scope, created_at, expires_at, revoked_at, used_at, replaced_by)
+             VALUES ($1, $2, $3, 'g1', 'acct', 'dgc', 'repo:read', $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(format!("hash-of-{id}"))
+        .bind(kind)
+        .bind(created)
+        .bind(expires)
+        .bind(revoked)
+        .bind(used)
+        .bind(replaced)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let before = rows(&pool).await;
+    pool.close().await;
+
+    let store = Store::open(&db).await.unwrap();
+    store.close().await;
+    let pool = common::pool(&db).await;
+    assert_eq!(rows(&pool).await, before);
+    let (fk,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM pragma_foreign_key_list('oauth_tokens') WHERE \"table\" = 'oauth_grants'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(fk, 0, "no foreign key to the grants is left");
+    pool.close().await;
+
+    // a refresh lifetime of 100 and a cut at 111: both refresh tokens were issued before 11
+    let store = Store::open(&db).await.unwrap();
+    assert_eq!(
+        store.purge_ended_oauth(111, 100, 500).await.unwrap(),
+        OAuthPurged {
+            access_tokens: 0,
+            refresh_tokens: 2,
+            grants: 1
+        }
+    );
+    store.close().await;
+    let pool = common::pool(&db).await;
+    let left: Vec<String> = rows(&pool).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(left, ["t3"]);
+}
