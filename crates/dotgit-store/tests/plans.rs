@@ -14,9 +14,8 @@ use dotgit_store::{
 };
 use sqlx::Row;
 
-/// The query plan of `sql` (one `detail` line per step) on a freshly migrated database. The
-/// parameters stay unbound: SQLite's plan does not depend on their values.
-async fn plan_of(sql: &str) -> Vec<String> {
+/// A pool on a freshly migrated database (in the returned directory).
+async fn migrated() -> (tempfile::TempDir, sqlx::SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("dotgit.db");
     let store = Store::open(&db).await.unwrap();
@@ -24,6 +23,13 @@ async fn plan_of(sql: &str) -> Vec<String> {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
+    (dir, pool)
+}
+
+/// The query plan of `sql` (one `detail` line per step) on a freshly migrated database. The
+/// parameters stay unbound: SQLite's plan does not depend on their values.
+async fn plan_of(sql: &str) -> Vec<String> {
+    let (_dir, pool) = migrated().await;
     sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
         .fetch_all(&pool)
         .await
@@ -136,13 +142,7 @@ async fn audit_filters_on_a_credential_read_the_account_or_type_index() {
 /// writes, and an entry that lands by grant or by credential lands on a random page.
 #[tokio::test]
 async fn the_tables_a_refresh_writes_have_no_index_without_a_reader() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dotgit.db");
-    let store = Store::open(&db).await.unwrap();
-    store.close().await;
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let (_dir, pool) = migrated().await;
     for (table, expected) in [
         (
             "audit_events",
