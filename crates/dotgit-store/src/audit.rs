@@ -691,7 +691,7 @@ fn rows_query(
             binds.push(either::Bind::Text(v.clone()));
         }
         if !SUCCEEDED.starts_with(v.as_str()) {
-            // implied by the filter; stated so the partial indexes of rare events apply
+            // implied by the filter; stated so the partial index of rare types applies
             sql.push_str(" AND type <> 'auth.succeeded'");
         }
     }
