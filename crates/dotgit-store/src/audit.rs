@@ -136,13 +136,21 @@ pub(crate) struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// fsyncs the WAL: every frame committed so far, this connection's and others', is on disk.
+    /// fsyncs the WALs of the database and of its activity file: every frame committed so far,
+    /// this connection's and others', is on disk.
     fn sync(&mut self, db: &std::path::Path) -> Result<()> {
-        let mut wal = db.as_os_str().to_owned();
-        wal.push("-wal");
-        std::fs::File::open(&wal)
-            .and_then(|f| f.sync_data())
-            .map_err(|e| StoreError::Stopped(format!("syncing the audit log: {e}")))?;
+        for file in [db.to_owned(), crate::activity_path(db)] {
+            let mut wal = file.into_os_string();
+            wal.push("-wal");
+            match std::fs::File::open(&wal) {
+                Ok(f) => f
+                    .sync_data()
+                    .map_err(|e| StoreError::Stopped(format!("syncing the audit log: {e}")))?,
+                // no WAL yet: nothing committed there to sync
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::Stopped(format!("syncing the audit log: {e}"))),
+            }
+        }
         self.synced = std::time::Instant::now();
         self.dirty = false;
         Ok(())
@@ -306,9 +314,76 @@ impl<E: EventFields> NewRow<'_, E> {
     }
 }
 
-const INSERT: &str = "INSERT INTO audit_events (id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason, hash, time_last, pack) VALUES ";
+/// The schema of the activity file (ADR 0020): the database's `audit_events` as migration 0008
+/// left it, for rows of successful authentications only, its `seq` given by the writer (one
+/// sequence over both files), the account's index and the append-only triggers.
+const ACTIVITY_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit_events (
+    seq           INTEGER PRIMARY KEY,
+    id            TEXT NOT NULL,
+    time          INTEGER NOT NULL,
+    request_id    TEXT NOT NULL,
+    type          TEXT NOT NULL,
+    account_id    TEXT,
+    credential_id TEXT,
+    source_ip     TEXT,
+    user_agent    TEXT,
+    outcome       TEXT NOT NULL,
+    reason        TEXT,
+    hash          TEXT NOT NULL,
+    time_last     INTEGER,
+    pack          BLOB
+);
+CREATE INDEX IF NOT EXISTS audit_by_account ON audit_events(account_id, seq);
+CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+";
 
-const LAST_HASH: &str = "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1";
+/// Creates the activity file at `path` if needed, in WAL mode, with its table.
+pub(crate) fn create_activity(path: &std::path::Path) -> rusqlite::Result<()> {
+    let c = rusqlite::Connection::open(path)?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.execute_batch(ACTIVITY_SCHEMA)
+}
+
+/// Where a row goes: the database's own table, or the activity file's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum File {
+    Main,
+    Activity,
+}
+
+impl File {
+    fn schema(self) -> &'static str {
+        match self {
+            File::Main => "main",
+            File::Activity => "activity",
+        }
+    }
+}
+
+fn insert_sql(file: File) -> String {
+    format!(
+        "INSERT INTO {}.audit_events (seq, id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason, hash, time_last, pack) VALUES ",
+        file.schema()
+    )
+}
+
+fn last_hash_sql(file: File) -> String {
+    format!(
+        "SELECT hash FROM {}.audit_events ORDER BY seq DESC LIMIT 1",
+        file.schema()
+    )
+}
+
+/// The last position of the log, over both files. Every writer reads it inside a transaction
+/// that holds the database's write lock (`BEGIN IMMEDIATE` takes it even when only the activity
+/// file is written), so positions are given out one writer at a time, in commit order.
+const LAST_SEQ: &str = "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM main.audit_events
+                        UNION ALL SELECT MAX(seq) FROM activity.audit_events)";
 
 /// Appends events inside an open write transaction, extending the chain.
 pub(crate) async fn append(
@@ -318,26 +393,32 @@ pub(crate) async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    let mut prev: String = sqlx::query_scalar(LAST_HASH)
+    let mut prev: String = sqlx::query_scalar(&last_hash_sql(File::Main))
         .fetch_optional(&mut **tx)
         .await?
         .unwrap_or_else(|| GENESIS_HASH.to_owned());
+    let mut seq: i64 = sqlx::query_scalar::<_, Option<i64>>(LAST_SEQ)
+        .fetch_one(&mut **tx)
+        .await?
+        .unwrap_or(0);
     let rows = rows_of(events);
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = String::from(INSERT);
+        let mut sql = insert_sql(File::Main);
         // Anonymous `?` placeholders: SQLite resolves a named/numbered parameter by a linear
         // scan, which made binding quadratic in the row count (a quarter of the server's CPU).
         for i in 0..chunk.len() {
             sql.push_str(if i > 0 {
-                ",(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                ",(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             } else {
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             });
         }
         let mut q = sqlx::query(&sql);
         for row in chunk {
             let v = row.values(&mut prev);
+            seq += 1;
             q = q
+                .bind(seq)
                 .bind(v.id.into_owned())
                 .bind(v.time)
                 .bind(v.request_id)
@@ -357,9 +438,11 @@ pub(crate) async fn append(
     Ok(())
 }
 
-/// Appends events inside an open rusqlite transaction, extending the chain.
+/// Appends events to `file`'s chain inside an open rusqlite transaction (on a connection with
+/// the activity file attached, `hot::open_writer`).
 pub(crate) fn append_rs(
     tx: &rusqlite::Connection,
+    file: File,
     events: &[impl EventFields],
 ) -> rusqlite::Result<()> {
     use rusqlite::OptionalExtension;
@@ -367,14 +450,23 @@ pub(crate) fn append_rs(
         return Ok(());
     }
     let mut prev: String = tx
-        .prepare_cached(LAST_HASH)?
+        .prepare_cached(&last_hash_sql(file))?
         .query_row([], |r| r.get(0))
         .optional()?
         .unwrap_or_else(|| GENESIS_HASH.to_owned());
-    let mut insert = tx.prepare_cached(&format!("{INSERT}(?,?,?,?,?,?,?,?,?,?,?,?,?)"))?;
+    let mut seq: i64 = tx
+        .prepare_cached(LAST_SEQ)?
+        .query_row([], |r| r.get::<_, Option<i64>>(0))?
+        .unwrap_or(0);
+    let mut insert = tx.prepare_cached(&format!(
+        "{}(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        insert_sql(file)
+    ))?;
     for row in rows_of(events) {
         let v = row.values(&mut prev);
+        seq += 1;
         insert.execute(rusqlite::params![
+            seq,
             v.id.as_ref(),
             v.time,
             v.request_id,
@@ -394,12 +486,20 @@ pub(crate) fn append_rs(
 }
 
 /// The batching writer's transaction on its own rusqlite connection: the networks its anomaly
-/// rules met for the first time, then the events.
+/// rules met for the first time, then the events. A batch of successful authentications alone
+/// goes to the activity file, leaving the database file unchanged (ADR 0020); any other batch
+/// (a failure, an anomaly, a first-seen network among them) goes to the database file whole, so
+/// that every transaction writes one file and commits atomically.
 fn append_batch(
     conn: &mut rusqlite::Connection,
     events: &[Entry],
     networks: &[(String, String, i64)],
 ) -> rusqlite::Result<()> {
+    let file = if networks.is_empty() && events.iter().all(|e| e.event_type() == SUCCEEDED) {
+        File::Activity
+    } else {
+        File::Main
+    };
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut nets = tx.prepare_cached(
@@ -410,7 +510,7 @@ fn append_batch(
             nets.execute(rusqlite::params![credential_id, network, first_seen])?;
         }
     }
-    append_rs(&tx, events)?;
+    append_rs(&tx, file, events)?;
     tx.commit()
 }
 
@@ -433,10 +533,11 @@ impl Store {
     /// connection meanwhile, so it never contends with the other writes for SQLite's write lock.
     ///
     /// Durability (docs/audit.md): the commit reaches the operating system before this returns,
-    /// so a crash of the process loses nothing committed; it reaches the disk when the WAL is
-    /// next synced — by this writer at least every [`AUDIT_SYNC_INTERVAL`] while it writes and
-    /// by [`Store::sync_audit`] when it pauses, or by any class A/B commit — so a power loss can
-    /// also take up to about that long of per-request events.
+    /// so a crash of the process loses nothing committed; it reaches the disk when its file's
+    /// WAL is next synced — by this writer at least every [`AUDIT_SYNC_INTERVAL`] while it
+    /// writes and by [`Store::sync_audit`] when it pauses, or (the database file's) by any class
+    /// A/B commit — so a power loss can also take up to about that long of per-request events.
+    /// A batch of successes alone goes to the activity file (see `append_batch`).
     pub async fn append_audit_with_networks(
         &self,
         events: std::sync::Arc<Vec<Entry>>,
@@ -600,7 +701,9 @@ impl Store {
     /// last event's `seq` is where the next call starts).
     pub async fn audit_after(&self, seq: i64, limit: i64) -> Result<Vec<StoredEvent>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+            "SELECT {COLS} FROM main.audit_events WHERE seq > $1
+             UNION ALL SELECT {COLS} FROM activity.audit_events WHERE seq > $1
+             ORDER BY seq LIMIT $2"
         ))
         .bind(seq)
         .bind(limit)
@@ -613,14 +716,27 @@ impl Store {
         Ok(out)
     }
 
-    /// Recomputes the whole chain. `Ok(n)`: n events, every link holds.
+    /// Recomputes the whole log: the chain of the database file, then the activity file's
+    /// (each from the genesis hash; ADR 0020). `Ok(n)`: n events, every link holds.
     pub async fn verify_audit_chain(&self) -> Result<std::result::Result<u64, ChainBreak>> {
+        let mut count = 0u64;
+        for file in [File::Main, File::Activity] {
+            match self.verify_chain(file).await? {
+                Ok(n) => count += n,
+                Err(broken) => return Ok(Err(broken)),
+            }
+        }
+        Ok(Ok(count))
+    }
+
+    async fn verify_chain(&self, file: File) -> Result<std::result::Result<u64, ChainBreak>> {
         let mut prev = GENESIS_HASH.to_owned();
         let mut after = 0i64;
         let mut count = 0u64;
         loop {
             let rows = sqlx::query(&format!(
-                "SELECT {COLS}, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 1000"
+                "SELECT {COLS}, hash FROM {}.audit_events WHERE seq > $1 ORDER BY seq LIMIT 1000",
+                file.schema()
             ))
             .bind(after)
             .fetch_all(&self.read)
@@ -656,7 +772,10 @@ fn rows_query(
     before: Option<(i64, u32)>,
     limit: i64,
 ) -> (String, Vec<either::Bind>) {
-    let mut sql = format!("SELECT {COLS} FROM audit_events WHERE 1 = 1");
+    // the conditions, for the database file's table and (the same parameters) the activity
+    // file's, which holds successes only
+    let mut sql = String::new();
+    let mut activity = true;
     let mut n = 0;
     let mut next = || {
         n += 1;
@@ -693,6 +812,7 @@ fn rows_query(
         if !SUCCEEDED.starts_with(v.as_str()) {
             // implied by the filter; stated so the partial index of rare types applies
             sql.push_str(" AND type <> 'auth.succeeded'");
+            activity = false;
         }
     }
     if let Some(v) = &f.outcome {
@@ -714,9 +834,15 @@ fn rows_query(
         sql.push_str(&format!(" AND seq {op} ${}", next()));
         binds.push(either::Bind::Int(seq));
     }
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", next()));
+    let mut query = format!("SELECT {COLS} FROM main.audit_events WHERE 1 = 1{sql}");
+    if activity {
+        query.push_str(&format!(
+            " UNION ALL SELECT {COLS} FROM activity.audit_events WHERE 1 = 1{sql}"
+        ));
+    }
+    query.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", next()));
     binds.push(either::Bind::Int(limit));
-    (sql, binds)
+    (query, binds)
 }
 
 /// The statement [`Store::list_audit`] runs for `f` (its parameters unbound), for query-plan

@@ -32,19 +32,31 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
-/// A read-write connection of its own for a batching writer, foreign keys on. The audit writer
-/// opens it with `synchronous=NORMAL`: its commits are not synced to disk one by one, it syncs
-/// the WAL at least once a second while it writes and when it pauses (see
-/// `append_audit_with_networks`), and every synced commit of the other writers (all class A/B
-/// changes, `synchronous=FULL`) syncs the WAL they share, audit frames included. The refresh
-/// writer opens it with `FULL`.
+/// A read-write connection of its own for a batching writer, foreign keys on, the activity file
+/// attached (ADR 0020). The audit writer opens it with `synchronous=NORMAL`: its commits are not
+/// synced to disk one by one, it syncs both files' WALs at least once a second while it writes
+/// and when it pauses (see `append_audit_with_networks`), and every synced commit of the other
+/// writers (all class A/B changes, `synchronous=FULL`) syncs the database file's WAL, audit
+/// frames in it included. The refresh writer opens it with `FULL`.
 pub(crate) fn open_writer(path: &Path, synchronous: &str) -> rusqlite::Result<Connection> {
     let c = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     c.busy_timeout(Duration::from_secs(5))?;
+    // the activity file (ADR 0020): the audit writer appends batches of successes there, and
+    // every writer reads the sequence of the audit log from both files
+    let activity = crate::activity_path(path);
+    c.execute(
+        "ATTACH DATABASE ?1 AS activity",
+        [activity.to_string_lossy().as_ref()],
+    )?;
     c.pragma_update(None, "synchronous", synchronous)?;
+    c.pragma_update(
+        Some(rusqlite::DatabaseName::Attached("activity")),
+        "synchronous",
+        synchronous,
+    )?;
     c.pragma_update(None, "foreign_keys", true)?;
     // a small page cache: a writer touches recent pages, and SQLite walks the cache's whole hash
     // table at the end of every write transaction (with 64 MiB, a quarter of a refresh's cost)

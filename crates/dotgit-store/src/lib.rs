@@ -101,9 +101,27 @@ pub const KEY_PROBE: &str = "SELECT k.id, k.scopes, k.created_at, k.expires_at, 
 const KEY_COLS: &str = "id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at,
     (SELECT at FROM api_key_last_use WHERE key_id = api_keys.id) AS last_used_at, replaced_by, rotated_from";
 
+/// The activity file beside the database at `db` (`dotgit.db` → `dotgit-activity.db`): the
+/// batches of successful authentications go there, so that the per-request writes leave the
+/// database file, and the page caches of the connections reading keys from it, alone (ADR 0020).
+/// A backup takes both files.
+pub fn activity_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.file_stem().unwrap_or_default().to_owned();
+    name.push("-activity.db");
+    db.with_file_name(name)
+}
+
 impl Store {
-    /// Opens (creating if needed) the database file at `path` and applies migrations.
+    /// Opens (creating if needed) the database file at `path` and its activity file beside it
+    /// ([`activity_path`]), and applies migrations.
     pub async fn open(path: &Path) -> Result<Self> {
+        let activity = activity_path(path);
+        let attach = activity
+            .to_str()
+            .ok_or_else(|| {
+                StoreError::Internal(format!("the data path {} is not UTF-8", path.display()))
+            })?
+            .to_owned();
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -117,18 +135,48 @@ impl Store {
                 "wal_autocheckpoint",
                 hot::WAL_AUTOCHECKPOINT_PAGES.to_string(),
             );
+        // migrations run on a connection of their own, without the activity file attached: an
+        // unqualified name in them must only ever mean the database's own table
+        let migrate = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&migrate).await?;
+        migrate.close().await;
+        let file = activity.clone();
+        tokio::task::spawn_blocking(move || audit::create_activity(&file))
+            .await
+            .map_err(|e| StoreError::Stopped(format!("creating the activity file: {e}")))?
+            .map_err(StoreError::Hot)?;
+        // every pooled connection sees the activity file as schema `activity`
+        let attached = |read_only: bool| {
+            let attach = attach.clone();
+            let pool = SqlitePoolOptions::new().test_before_acquire(false);
+            pool.after_connect(move |conn, _| {
+                let attach = attach.clone();
+                Box::pin(async move {
+                    sqlx::query("ATTACH DATABASE $1 AS activity")
+                        .bind(attach)
+                        .execute(&mut *conn)
+                        .await?;
+                    if !read_only {
+                        sqlx::query("PRAGMA activity.synchronous = FULL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+        };
         // no ping before handing out a connection: it is a local file, and the ping was one more
         // hand-off to sqlx's connection thread per transaction
-        let write = SqlitePoolOptions::new()
+        let write = attached(false)
             .max_connections(1)
-            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
-        let read = SqlitePoolOptions::new()
+        let read = attached(true)
             .max_connections(8)
-            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts.read_only(true))
             .await?;

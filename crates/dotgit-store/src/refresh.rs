@@ -160,7 +160,7 @@ fn rotate(c: &Connection, w: Work) -> Outcome {
                 reason,
             ),
         ];
-        audit::append_rs(c, &events).map_err(hot)?;
+        audit::append_rs(c, audit::File::Main, &events).map_err(hot)?;
         return Ok(Rotated::Reused);
     }
     let issued = match (w.check)(&tok, &grant, &acct) {
@@ -185,7 +185,7 @@ fn rotate(c: &Connection, w: Work) -> Outcome {
         &grant.id,
         format!("app {}, scope `{}`", grant.client_id, issued.refresh.scope),
     );
-    audit::append_rs(c, &[e]).map_err(hot)?;
+    audit::append_rs(c, audit::File::Main, &[e]).map_err(hot)?;
     // no invalidation: rotation changes no access token, and refresh tokens are never cached
     Ok(Rotated::Issued(Box::new(issued)))
 }
