@@ -55,6 +55,8 @@ pub struct ChainBreak {
 
 /// The one high-volume type, left out of the partial type index.
 const SUCCEEDED: &str = dotgit_core::audit::types::AUTH_SUCCEEDED;
+/// Its outcome: the activity file holds events of that type and outcome only.
+const SUCCESS: &str = dotgit_core::audit::outcomes::SUCCESS;
 
 const COLS: &str = "seq, id, time, request_id, type, account_id, credential_id, source_ip, \
                     user_agent, outcome, reason, time_last, pack";
@@ -495,7 +497,11 @@ fn append_batch(
     events: &[Entry],
     networks: &[(String, String, i64)],
 ) -> rusqlite::Result<()> {
-    let file = if networks.is_empty() && events.iter().all(|e| e.event_type() == SUCCEEDED) {
+    let file = if networks.is_empty()
+        && events
+            .iter()
+            .all(|e| e.event_type() == SUCCEEDED && e.outcome() == SUCCESS)
+    {
         File::Activity
     } else {
         File::Main
@@ -816,6 +822,7 @@ fn rows_query(
         }
     }
     if let Some(v) = &f.outcome {
+        activity &= v == SUCCESS;
         sql.push_str(&format!(" AND outcome = ${}", next()));
         binds.push(either::Bind::Text(v.clone()));
     }

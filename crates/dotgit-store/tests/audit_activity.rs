@@ -155,6 +155,21 @@ async fn successes_alone_leave_the_database_file_unchanged_and_read_back_in_orde
         .await
         .unwrap();
     assert_eq!(failed.len(), 2);
+    // and an outcome filter: failures from the database file alone, successes from both
+    for (outcome, n) in [("failure", 3), ("success", 54)] {
+        let found = store
+            .list_audit(
+                &AuditFilter {
+                    outcome: Some(outcome.into()),
+                    ..Default::default()
+                },
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(found.len(), n, "{outcome}");
+        assert!(found.iter().all(|e| e.event.outcome == outcome));
+    }
 
     // export from a position reads both files in order
     let exported = store.audit_after(1, 1000).await.unwrap();
