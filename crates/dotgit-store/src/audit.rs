@@ -374,18 +374,27 @@ fn insert_sql(file: File) -> String {
     )
 }
 
-fn last_hash_sql(file: File) -> String {
+/// Where an append to `file` starts, in one statement: the hash of `file`'s last row (its
+/// chain's head; NULL before its first row) and the last position of the log over both files
+/// (NULL before any row). Every writer reads it inside a transaction that holds the database's
+/// write lock (`BEGIN IMMEDIATE` takes it even when only the activity file is written), so
+/// positions are given out one writer at a time, in commit order.
+fn head_sql(file: File) -> String {
     format!(
-        "SELECT hash FROM {}.audit_events ORDER BY seq DESC LIMIT 1",
+        "SELECT (SELECT hash FROM {}.audit_events ORDER BY seq DESC LIMIT 1),
+                (SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM main.audit_events
+                                     UNION ALL SELECT MAX(seq) FROM activity.audit_events))",
         file.schema()
     )
 }
 
-/// The last position of the log, over both files. Every writer reads it inside a transaction
-/// that holds the database's write lock (`BEGIN IMMEDIATE` takes it even when only the activity
-/// file is written), so positions are given out one writer at a time, in commit order.
-const LAST_SEQ: &str = "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM main.audit_events
-                        UNION ALL SELECT MAX(seq) FROM activity.audit_events)";
+/// The chain's previous hash and the log's last position, from [`head_sql`]'s row.
+fn head((hash, seq): (Option<String>, Option<i64>)) -> (String, i64) {
+    (
+        hash.unwrap_or_else(|| GENESIS_HASH.to_owned()),
+        seq.unwrap_or(0),
+    )
+}
 
 /// Appends events inside an open write transaction, extending the chain.
 pub(crate) async fn append(
@@ -395,14 +404,11 @@ pub(crate) async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    let mut prev: String = sqlx::query_scalar(&last_hash_sql(File::Main))
-        .fetch_optional(&mut **tx)
-        .await?
-        .unwrap_or_else(|| GENESIS_HASH.to_owned());
-    let mut seq: i64 = sqlx::query_scalar::<_, Option<i64>>(LAST_SEQ)
-        .fetch_one(&mut **tx)
-        .await?
-        .unwrap_or(0);
+    let (mut prev, mut seq) = head(
+        sqlx::query_as(&head_sql(File::Main))
+            .fetch_one(&mut **tx)
+            .await?,
+    );
     let rows = rows_of(events);
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut sql = insert_sql(File::Main);
@@ -447,19 +453,13 @@ pub(crate) fn append_rs(
     file: File,
     events: &[impl EventFields],
 ) -> rusqlite::Result<()> {
-    use rusqlite::OptionalExtension;
     if events.is_empty() {
         return Ok(());
     }
-    let mut prev: String = tx
-        .prepare_cached(&last_hash_sql(file))?
-        .query_row([], |r| r.get(0))
-        .optional()?
-        .unwrap_or_else(|| GENESIS_HASH.to_owned());
-    let mut seq: i64 = tx
-        .prepare_cached(LAST_SEQ)?
-        .query_row([], |r| r.get::<_, Option<i64>>(0))?
-        .unwrap_or(0);
+    let (mut prev, mut seq) = head(
+        tx.prepare_cached(&head_sql(file))?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?,
+    );
     let mut insert = tx.prepare_cached(&format!(
         "{}(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         insert_sql(file)
