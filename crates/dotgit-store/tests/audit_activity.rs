@@ -7,10 +7,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use common::pool as raw;
 use dotgit_core::audit::AuditEvent;
 use dotgit_store::{activity_path, AuditFilter, Store};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use std::str::FromStr;
+
+mod common;
 
 const T0: i64 = 1_795_953_600;
 
@@ -34,19 +35,6 @@ fn successes(from: usize, n: usize) -> Vec<AuditEvent> {
     (from..from + n)
         .map(|i| event(i, "auth.succeeded"))
         .collect()
-}
-
-/// A single connection to one of the files, behind the store's back.
-async fn raw(file: &std::path::Path) -> sqlx::SqlitePool {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::from_str("sqlite://")
-                .unwrap()
-                .filename(file),
-        )
-        .await
-        .unwrap()
 }
 
 /// SQLite's count of commits other connections made to the file `pool` reads.

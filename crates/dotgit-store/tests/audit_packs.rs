@@ -8,9 +8,9 @@
 
 use dotgit_core::audit::AuditEvent;
 use dotgit_store::{AuditFilter, Store, StoredEvent};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use std::collections::HashSet;
-use std::str::FromStr;
+
+mod common;
 
 const T0: i64 = 1_795_953_600;
 
@@ -81,15 +81,7 @@ async fn store() -> (tempfile::TempDir, Store) {
 
 /// A connection to the store's file behind its back (counting rows, tampering).
 async fn raw(dir: &tempfile::TempDir) -> sqlx::SqlitePool {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::from_str("sqlite://")
-                .unwrap()
-                .filename(dir.path().join("dotgit.db")),
-        )
-        .await
-        .unwrap()
+    common::pool(&dir.path().join("dotgit.db")).await
 }
 
 fn ids(events: &[StoredEvent]) -> Vec<String> {

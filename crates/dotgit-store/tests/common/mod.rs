@@ -1,6 +1,9 @@
-//! Shared by the upgrade tests: a database as an older release left it.
+//! Shared by the store's tests: a connection to a file behind the store's back, and a database
+//! as an older release left it (the upgrade tests).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// each test binary that includes this module uses only part of it
+#![allow(dead_code)]
 
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::SqlitePool;
