@@ -660,25 +660,29 @@ impl Store {
         Ok(keys.into_iter().chain(jwt).collect())
     }
 
-    /// Records which granted scopes credentials used, in one batch (class C).
+    /// Records which granted scopes credentials used, in one batch (class C, written behind):
+    /// a time only moves forward. One transaction in one blocking call (`soft_write`), as
+    /// [`Store::touch_api_keys`]: through sqlx every row was a hand-off to sqlx's thread.
     pub async fn touch_scope_usage(&self, uses: &[(String, String, i64)]) -> Result<()> {
         if uses.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
-        for (cred, scope, ts) in uses {
-            sqlx::query(
-                "INSERT INTO credential_scope_usage (credential_id, scope, last_used_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (credential_id, scope) DO UPDATE SET last_used_at = MAX(last_used_at, excluded.last_used_at)",
-            )
-            .bind(cred)
-            .bind(scope)
-            .bind(ts)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let uses = uses.to_vec();
+        self.soft_write(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO credential_scope_usage (credential_id, scope, last_used_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (credential_id, scope) DO UPDATE SET last_used_at = excluded.last_used_at
+                     WHERE excluded.last_used_at > last_used_at",
+                )?;
+                for (cred, scope, ts) in &uses {
+                    st.execute(rusqlite::params![cred, scope, ts])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
     }
 
     /// When each scope of a credential was last used.
