@@ -20,6 +20,7 @@ pub mod router;
 pub mod serve;
 pub mod state;
 pub mod tls;
+pub mod usage;
 pub mod web;
 
 pub use config::Config;

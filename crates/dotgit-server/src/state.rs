@@ -1,16 +1,16 @@
 //! Shared server state and its background tasks: the invalidation poller (changes made by other
 //! nodes or the CLI reach this node's cache within `invalidation_poll_ms`), the batched
-//! `last_used_at` writer (class C: never a write per request) and limiter pruning.
+//! `last_used_at` writer (class C: never a write per request; `crate::usage`) and limiter
+//! pruning.
 
 use crate::audit::{Auditor, Metrics};
 use crate::cache::VerifyCache;
 use crate::config::Config;
 use crate::limiter::Limiter;
 use crate::net::Cidr;
+use crate::usage::Uses;
 use dotgit_core::Clock;
 use dotgit_store::Store;
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,10 +34,10 @@ pub struct Inner {
     pub cache: VerifyCache,
     /// Rate limits.
     pub limiter: Limiter,
-    /// Pending `last_used_at` updates.
-    pub usage: Mutex<foldhash::HashMap<String, i64>>,
-    /// Pending scope-usage updates: (credential, granted scope) → last use.
-    pub scope_usage: Mutex<HashMap<(String, String), i64>>,
+    /// API keys' last uses, written behind.
+    pub usage: Uses<String>,
+    /// Last uses of API keys' granted scopes: (credential, granted scope) → last use.
+    pub scope_usage: Uses<(String, String)>,
     /// Public base URL.
     pub public_url: String,
     /// The `aud` customer JWTs must carry.
@@ -83,8 +83,8 @@ impl AppState {
             trusted,
             cache,
             limiter,
-            usage: Mutex::new(foldhash::HashMap::default()),
-            scope_usage: Mutex::new(HashMap::new()),
+            usage: Uses::default(),
+            scope_usage: Uses::default(),
             public_url,
             audience,
             auditor,
@@ -98,58 +98,65 @@ impl AppState {
         self.clock.now()
     }
 
-    /// Notes that credential `id` was used now (flushed in batches).
+    /// Notes that credential `id` was used now (written behind).
     pub fn note_use(&self, id: &str) {
-        let now = self.now();
-        let mut u = self.usage.lock();
-        match u.get_mut(id) {
-            Some(t) => *t = (*t).max(now),
-            None => {
-                u.insert(id.to_owned(), now);
-            }
-        }
+        self.usage.note(id, self.now(), || id.to_owned());
     }
 
-    /// Notes that credential `id` used its granted `scope` now (flushed in batches).
+    /// Notes that credential `id` used its granted `scope` now (written behind).
     pub fn note_scope_use(&self, id: &str, scope: String) {
-        let now = self.now();
-        let mut u = self.scope_usage.lock();
-        let t = u.entry((id.to_owned(), scope)).or_insert(now);
-        *t = (*t).max(now);
+        let key = (id.to_owned(), scope);
+        self.scope_usage.note(&key, self.now(), || key.clone());
     }
 
-    /// A pending last-use time not yet flushed.
+    /// A last-use time of credential `id` not written yet.
     pub fn pending_use(&self, id: &str) -> Option<i64> {
-        self.usage.lock().get(id).copied()
+        self.usage.pending(id)
     }
 
-    /// Writes pending last-use times (of credentials and of their scopes).
+    /// Writes every pending last-use time (of credentials and of their scopes), as when the
+    /// server stops.
     pub async fn flush_usage(&self) {
-        let scopes: Vec<(String, String, i64)> = self
-            .scope_usage
-            .lock()
-            .drain()
-            .map(|((c, s), t)| (c, s, t))
-            .collect();
-        if let Err(e) = self.store.touch_scope_usage(&scopes).await {
-            tracing::warn!(error = %e, "could not record scope usage; will retry");
-            let mut u = self.scope_usage.lock();
-            for (c, s, t) in scopes {
-                u.entry((c, s))
-                    .and_modify(|x| *x = (*x).max(t))
-                    .or_insert(t);
+        self.write_usage(true).await;
+    }
+
+    /// Writes the last-use times that are due (`crate::usage`): the background task's flush.
+    pub async fn flush_due_usage(&self) {
+        self.write_usage(false).await;
+    }
+
+    async fn write_usage(&self, all: bool) {
+        let now = self.now();
+        // in chunks, each its own transaction: the audit writer shares the writer connection,
+        // and a flush of 100,000 keys in one transaction kept it waiting (docs/performance.md,
+        // session 14)
+        let mut scopes = self.scope_usage.take_due(now, all);
+        while !scopes.is_empty() {
+            let rest = scopes.split_off(scopes.len().min(crate::usage::CHUNK));
+            let chunk = std::mem::replace(&mut scopes, rest);
+            let rows: Vec<(String, String, i64)> = chunk
+                .iter()
+                .map(|((c, s), t)| (c.clone(), s.clone(), *t))
+                .collect();
+            if let Err(e) = self.store.touch_scope_usage(&rows).await {
+                tracing::warn!(error = %e, "could not record scope usage; will retry");
+                self.scope_usage.put_back(chunk);
+                self.scope_usage.put_back(std::mem::take(&mut scopes));
+                break;
             }
+            self.scope_usage.written(chunk, now);
         }
-        let batch: Vec<(String, i64)> = self.usage.lock().drain().collect();
-        if batch.is_empty() {
-            return;
-        }
-        if let Err(e) = self.store.touch_api_keys(&batch).await {
-            tracing::warn!(error = %e, "could not record last-used times; will retry");
-            let mut u = self.usage.lock();
-            for (id, t) in batch {
-                u.entry(id).and_modify(|x| *x = (*x).max(t)).or_insert(t);
+        let mut keys = self.usage.take_due(now, all);
+        while !keys.is_empty() {
+            let rest = keys.split_off(keys.len().min(crate::usage::CHUNK));
+            let chunk = std::mem::replace(&mut keys, rest);
+            if let Err(e) = self.store.touch_api_keys(&chunk).await {
+                tracing::warn!(error = %e, "could not record last-used times; will retry");
+                self.usage.put_back(chunk);
+                self.usage.put_back(std::mem::take(&mut keys));
+                break;
             }
+            self.usage.written(chunk, now);
         }
     }
 
@@ -169,7 +176,8 @@ pub fn spawn_background(
         let poll = Duration::from_millis(state.config.invalidation_poll_ms.max(10));
         let mut tick = tokio::time::interval(poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut flush_every = tokio::time::interval(Duration::from_secs(5));
+        let mut flush_every =
+            tokio::time::interval(Duration::from_secs(crate::usage::FLUSH_SECONDS));
         flush_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -188,7 +196,7 @@ pub fn spawn_background(
                     }
                 }
                 _ = flush_every.tick() => {
-                    state.flush_usage().await;
+                    state.flush_due_usage().await;
                     state.limiter.prune(state.now());
                     record_expiries(&state).await;
                     crate::oauth::purge_ended(&state).await;

@@ -468,3 +468,104 @@ async fn parallel_creates_and_revokes() {
         21
     );
 }
+
+/// Last-use times are written behind: a key's first use at the next flush, later uses at most
+/// once a minute (`dotgit_server::usage`), everything when the server stops. The API adds what
+/// is still in memory, so it is exact all along.
+#[tokio::test]
+async fn last_use_times_reach_the_database_at_most_a_minute_late_and_the_api_is_exact() {
+    use dotgit_core::Clock;
+    use dotgit_server::usage::{CHUNK, RESOLUTION_SECONDS};
+    use serde_json::Value;
+    let mut s = TestServer::start().await;
+    let alice = s.account("alice").await;
+    let admin = s.key(&alice, &["keys:write"]).await;
+    let key = s.key(&alice, &["repo:read"]).await;
+    let id = s.get("/v1/user", &key).await.body["credential"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t0 = s.clock.now();
+    let stored = |s: &TestServer| {
+        let (store, account, id) = (s.state().store.clone(), alice.id.clone(), id.clone());
+        async move {
+            let k = store.get_api_key(&account, &id).await.unwrap().unwrap();
+            let scopes = store.scope_usage(&id).await.unwrap();
+            (k.last_used_at, scopes)
+        }
+    };
+    async fn api(s: &TestServer, path: &str, admin: &str) -> (Value, Value) {
+        let b = s.get(path, admin).await.body;
+        (
+            b["last_used_at"].clone(),
+            b["scope_usage"][0]["last_used_at"].clone(),
+        )
+    }
+    let path = format!("/v1/api-keys/{id}");
+    let at = |t: i64| json!(dotgit_core::clock::rfc3339(t));
+
+    assert_eq!(s.get("/v1/projects", &key).await.status, 200);
+    s.state().flush_due_usage().await;
+    assert_eq!(
+        stored(&s).await,
+        (Some(t0), vec![("repo:read".to_owned(), t0)])
+    );
+    // used again 10 s later: in memory only; the API answers it
+    s.clock.advance(10);
+    assert_eq!(s.get("/v1/projects", &key).await.status, 200);
+    s.state().flush_due_usage().await;
+    assert_eq!(stored(&s).await.0, Some(t0));
+    assert_eq!(api(&s, &path, &admin).await, (at(t0 + 10), at(t0 + 10)));
+    // a minute after the write, the latest use is written, with no use since
+    s.clock.advance(RESOLUTION_SECONDS - 11);
+    s.state().flush_due_usage().await;
+    assert_eq!(stored(&s).await.0, Some(t0));
+    s.clock.advance(1);
+    s.state().flush_due_usage().await;
+    assert_eq!(
+        stored(&s).await,
+        (Some(t0 + 10), vec![("repo:read".to_owned(), t0 + 10)])
+    );
+    // a use not yet due is written when the server stops
+    s.clock.advance(5);
+    assert_eq!(s.get("/v1/projects", &key).await.status, 200);
+    s.state().flush_due_usage().await;
+    assert_eq!(stored(&s).await.0, Some(t0 + 10));
+    s.restart().await;
+    let t1 = t0 + RESOLUTION_SECONDS + 5;
+    assert_eq!(
+        stored(&s).await,
+        (Some(t1), vec![("repo:read".to_owned(), t1)])
+    );
+    assert_eq!(api(&s, &path, &admin).await, (at(t1), at(t1)));
+
+    // a flush larger than one transaction's share writes every time (in several)
+    let ids: Vec<String> = (0..CHUNK * 2 + 5)
+        .map(|i| format!("key_bulk{i:05}"))
+        .collect();
+    for i in &ids {
+        s.state().note_use(i);
+        s.state().note_scope_use(i, "repo:read".to_owned());
+    }
+    s.state().flush_due_usage().await;
+    let db = dotgit_server::db_path(&s.config.data_dir);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_key_last_use WHERE key_id LIKE 'key_bulk%' AND at = ?",
+    )
+    .bind(t1)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(n, ids.len() as i64);
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM credential_scope_usage WHERE credential_id LIKE 'key_bulk%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(n, ids.len() as i64);
+    assert_eq!(s.state().pending_use(&ids[CHUNK * 2 + 4]), None);
+}

@@ -116,10 +116,10 @@ pub async fn key_out(
     } else {
         s.store.scope_usage(&k.id).await?.into_iter().collect()
     };
-    for ((cred, scope), t) in s.scope_usage.lock().iter() {
-        if cred == &k.id {
-            let e = used.entry(scope.clone()).or_insert(*t);
-            *e = (*e).max(*t);
+    for scope in &scopes {
+        if let Some(t) = s.scope_usage.pending(&(k.id.clone(), scope.clone())) {
+            let e = used.entry(scope.clone()).or_insert(t);
+            *e = (*e).max(t);
         }
     }
     let cutoff = now - UNUSED_SCOPE_DAYS * 86_400;
