@@ -312,7 +312,10 @@ row() { # figure value target pass
 }
 check() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == ">=" ? v >= t : v <= t); print (ok ? "pass" : "**miss**") }'; }
 M() { median "$@"; }
-MACHINE="$(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')"
+# the model name alone can hide the generation ("AMD EPYC" on these VMs), and the figures against
+# the peer move with it: the CPU family and model say which it is
+MACHINE="$(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')$(awk -F: '
+  /^cpu family/ {f = $2 + 0} /^model[ \t]*:/ {m = $2 + 0} END { if (f) printf " (family %d, model %d)", f, m }' /proc/cpuinfo)"
 PEERV=$(node -p 'require("./bench/peer/node_modules/oidc-provider/package.json").version' 2>/dev/null || echo none)
 {
   echo "| figure | median | target | result |"
@@ -325,6 +328,9 @@ PEERV=$(node -p 'require("./bench/peer/node_modules/oidc-provider/package.json")
   v=$(M "${R_JWTREP[@]}"); row "repeated JWT (verified cache) / hello" "${v}x ($(M "${V_JWTREP[@]}") req/s)" ">= 0.70x" "$(check "$v" ">=" 0.70)"
   if $PEER; then
     v=$(M "${R_INTRO[@]}"); row "introspection / oidc-provider $PEERV" "${v}x ($(M "${V_INTRO[@]}") vs $(M "${V_PINTRO[@]}") req/s)" ">= 10x" "$(check "$v" ">=" 10)"
+    # an introspection does more than hello through the same TLS and HTTP stack, so hello over
+    # the peer's introspection bounds the ratio above on this machine (no target: context)
+    v=$(div "$(M "${V_HELLO[@]}")" "$(M "${V_PINTRO[@]}")"); row "ceiling of the line above: hello / oidc-provider's introspection" "${v}x" "context" ""
     v=$(M "${R_REFR[@]}"); row "refresh grant, rotated, durable / oidc-provider's (in memory)" "${v}x ($(M "${V_REFR[@]}") vs $(M "${V_PREFR[@]}") req/s)" ">= 5x" "$(check "$v" ">=" 5)"
   else
     row "introspection, refresh grant vs oidc-provider" "skipped: node not installed" "" ""
