@@ -127,37 +127,22 @@ impl AppState {
 
     async fn write_usage(&self, all: bool) {
         let now = self.now();
-        // in chunks, each its own transaction: the audit writer shares the writer connection,
-        // and a flush of 100,000 keys in one transaction kept it waiting (docs/performance.md,
-        // session 14)
-        let mut scopes = self.scope_usage.take_due(now, all);
-        while !scopes.is_empty() {
-            let rest = scopes.split_off(scopes.len().min(crate::usage::CHUNK));
-            let chunk = std::mem::replace(&mut scopes, rest);
-            let rows: Vec<(String, String, i64)> = chunk
-                .iter()
-                .map(|((c, s), t)| (c.clone(), s.clone(), *t))
-                .collect();
-            if let Err(e) = self.store.touch_scope_usage(&rows).await {
-                tracing::warn!(error = %e, "could not record scope usage; will retry");
-                self.scope_usage.put_back(chunk);
-                self.scope_usage.put_back(std::mem::take(&mut scopes));
-                break;
-            }
-            self.scope_usage.written(chunk, now);
-        }
-        let mut keys = self.usage.take_due(now, all);
-        while !keys.is_empty() {
-            let rest = keys.split_off(keys.len().min(crate::usage::CHUNK));
-            let chunk = std::mem::replace(&mut keys, rest);
-            if let Err(e) = self.store.touch_api_keys(&chunk).await {
-                tracing::warn!(error = %e, "could not record last-used times; will retry");
-                self.usage.put_back(chunk);
-                self.usage.put_back(std::mem::take(&mut keys));
-                break;
-            }
-            self.usage.written(chunk, now);
-        }
+        let store = &self.store;
+        self.scope_usage
+            .write_due(now, all, "scope usage", |chunk| {
+                let rows: Vec<(String, String, i64)> = chunk
+                    .iter()
+                    .map(|((c, s), t)| (c.clone(), s.clone(), *t))
+                    .collect();
+                async move { store.touch_scope_usage(&rows).await }
+            })
+            .await;
+        self.usage
+            .write_due(now, all, "last-used times", |chunk| {
+                let rows = chunk.to_vec();
+                async move { store.touch_api_keys(&rows).await }
+            })
+            .await;
     }
 
     /// After a local revocation, rotation or suspension: drop cached verifications now.

@@ -97,6 +97,31 @@ impl<K: Eq + Hash + Clone> Uses<K> {
         }
     }
 
+    /// Writes the uses due at `now` (every pending one if `all`) with `write`, in chunks of at
+    /// most [`CHUNK`], each its own transaction: the audit writer shares the writer connection,
+    /// and a flush of 100,000 keys in one transaction kept it waiting (docs/performance.md,
+    /// session 14). A chunk that fails is put back with the rest, for the next flush.
+    pub async fn write_due<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(
+        &self,
+        now: i64,
+        all: bool,
+        what: &str,
+        write: impl Fn(&[(K, i64)]) -> F,
+    ) {
+        let mut due = self.take_due(now, all);
+        while !due.is_empty() {
+            let rest = due.split_off(due.len().min(CHUNK));
+            let chunk = std::mem::replace(&mut due, rest);
+            if let Err(e) = write(&chunk).await {
+                tracing::warn!(error = %e, "could not record {what}; will retry");
+                self.put_back(chunk);
+                self.put_back(due);
+                return;
+            }
+            self.written(chunk, now);
+        }
+    }
+
     /// Puts back a batch whose write failed (it is retried at the next flush).
     pub fn put_back(&self, batch: Vec<(K, i64)>) {
         let mut p = self.pending.lock();
@@ -159,6 +184,39 @@ mod tests {
         assert_eq!(u.pending("a"), Some(T + 11));
         u.put_back(vec![("b".into(), T + 3)]);
         assert_eq!(u.pending("b"), Some(T + 3));
+    }
+
+    #[tokio::test]
+    async fn due_uses_are_written_in_chunks_and_a_failed_chunk_is_kept_with_the_rest() {
+        let u = Uses::<String>::default();
+        for i in 0..(CHUNK * 2 + 1) {
+            u.note(&format!("k{i}"), T, || format!("k{i}"));
+        }
+        let calls = std::sync::Mutex::new(Vec::new());
+        u.write_due(T + 5, false, "test", |c: &[(String, i64)]| {
+            let mut calls = calls.lock().unwrap();
+            calls.push(c.len());
+            let r = if calls.len() == 2 {
+                Err("disk full")
+            } else {
+                Ok(())
+            };
+            async move { r }
+        })
+        .await;
+        assert_eq!(*calls.lock().unwrap(), vec![CHUNK, CHUNK]);
+        // the first chunk is written; the one that failed and the rest stay pending
+        assert_eq!(u.written.lock().len(), CHUNK);
+        assert_eq!(u.pending.lock().len(), CHUNK + 1);
+        // and are written at the next flush
+        let n = std::sync::Mutex::new(0);
+        u.write_due(T + 10, false, "test", |c: &[(String, i64)]| {
+            *n.lock().unwrap() += c.len();
+            async { Ok::<(), &str>(()) }
+        })
+        .await;
+        assert_eq!(*n.lock().unwrap(), CHUNK + 1);
+        assert_eq!(u.pending.lock().len(), 0);
     }
 
     #[test]
