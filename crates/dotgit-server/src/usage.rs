@@ -71,9 +71,11 @@ impl<K: Eq + Hash + Clone> Uses<K> {
     }
 
     /// Takes the uses to write at `now`: every pending one if `all`, else those of keys not
-    /// written in the last [`RESOLUTION_SECONDS`]. The rest stay pending.
+    /// written in the last [`RESOLUTION_SECONDS`]. The rest stay pending. Writes old enough not
+    /// to matter any more are forgotten here, once a flush.
     pub fn take_due(&self, now: i64, all: bool) -> Vec<(K, i64)> {
-        let written = self.written.lock();
+        let mut written = self.written.lock();
+        written.retain(|_, at| now - *at < RESOLUTION_SECONDS);
         let mut out = Vec::new();
         self.pending.lock().retain(|k, t| {
             let due = all
@@ -88,10 +90,9 @@ impl<K: Eq + Hash + Clone> Uses<K> {
         out
     }
 
-    /// Records that `batch` was written at `now`, and forgets writes old enough not to matter.
+    /// Records that `batch` was written at `now`.
     pub fn written(&self, batch: Vec<(K, i64)>, now: i64) {
         let mut w = self.written.lock();
-        w.retain(|_, at| now - *at < RESOLUTION_SECONDS);
         for (k, _) in batch {
             w.insert(k, now);
         }
@@ -227,7 +228,9 @@ mod tests {
         }
         assert_eq!(take(&u, T + 5).len(), 100);
         assert_eq!(u.written.lock().len(), 100);
-        u.written(vec![], T + 5 + RESOLUTION_SECONDS);
+        assert_eq!(u.take_due(T + 4 + RESOLUTION_SECONDS, false), vec![]);
+        assert_eq!(u.written.lock().len(), 100);
+        assert_eq!(u.take_due(T + 5 + RESOLUTION_SECONDS, false), vec![]);
         assert_eq!(u.written.lock().len(), 0);
     }
 }
