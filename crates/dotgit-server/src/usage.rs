@@ -13,7 +13,7 @@
 //!
 //! Before, every flush wrote every key used in the last 5 s: 100,000 keys in steady use cost
 //! 20,000 random row writes a second. Now the same keys cost a twelfth of that
-//! (docs/performance.md, session 14).
+//! (docs/adr/0021-last-use-resolution.md; docs/performance.md, session 14).
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
