@@ -134,13 +134,13 @@ impl AppState {
                     .iter()
                     .map(|((c, s), t)| (c.clone(), s.clone(), *t))
                     .collect();
-                async move { store.touch_scope_usage(&rows).await }
+                async move { store.touch_scope_usage(rows).await }
             })
             .await;
         self.usage
             .write_due(now, all, "last-used times", |chunk| {
                 let rows = chunk.to_vec();
-                async move { store.touch_api_keys(&rows).await }
+                async move { store.touch_api_keys(rows).await }
             })
             .await;
     }

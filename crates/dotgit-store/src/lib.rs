@@ -446,11 +446,10 @@ impl Store {
     ///
     /// One transaction in one blocking call (`soft_write`): through sqlx every key's UPDATE was a
     /// hand-off to sqlx's thread, tens of thousands of them every flush when many keys are used.
-    pub async fn touch_api_keys(&self, uses: &[(String, i64)]) -> Result<()> {
+    pub async fn touch_api_keys(&self, uses: Vec<(String, i64)>) -> Result<()> {
         if uses.is_empty() {
             return Ok(());
         }
-        let uses = uses.to_vec();
         self.soft_write(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
@@ -663,11 +662,10 @@ impl Store {
     /// Records which granted scopes credentials used, in one batch (class C, written behind):
     /// a time only moves forward. One transaction in one blocking call (`soft_write`), as
     /// [`Store::touch_api_keys`]: through sqlx every row was a hand-off to sqlx's thread.
-    pub async fn touch_scope_usage(&self, uses: &[(String, String, i64)]) -> Result<()> {
+    pub async fn touch_scope_usage(&self, uses: Vec<(String, String, i64)>) -> Result<()> {
         if uses.is_empty() {
             return Ok(());
         }
-        let uses = uses.to_vec();
         self.soft_write(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {

@@ -73,7 +73,7 @@ async fn last_use_times_recorded_before_0010_survive_the_upgrade_and_move_only_f
 
     // a later use moves the time; an older one (a batch that arrives late) does not
     store
-        .touch_api_keys(&[
+        .touch_api_keys(vec![
             ("key_a".into(), T + 40),
             ("key_b".into(), T + 90),
             ("key_c".into(), T + 100),
