@@ -97,6 +97,10 @@ pub async fn open_store(data_dir: &std::path::Path) -> Result<Store, StartError>
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     tls::install_crypto_provider();
     let store = open_store(&config.data_dir).await?;
+    // OAuth tokens are found through a map in memory (ADR 0022): load it before the first
+    // request rather than in it
+    let tokens = store.warm_token_index().await?;
+    tracing::debug!(tokens, "token index loaded");
     let (cert_path, key_path, cert_created) = match (&config.tls_cert, &config.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone(), false),
         _ => {

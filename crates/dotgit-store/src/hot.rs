@@ -171,22 +171,38 @@ pub(crate) fn oauth_app(path: &Path, client_id: &str) -> Result<Option<crate::OA
     })
 }
 
-/// An OAuth token by digest, with its grant and account, in one statement.
-#[allow(clippy::type_complexity)]
+/// A token, its grant and its account.
+pub(crate) type TokenGrantAccount = (crate::OAuthTokenRow, crate::OAuthGrantRow, AccountRow);
+
+/// An OAuth token by digest, with its grant and account: its candidate rows from the token
+/// index (ADR 0022), each read by rowid in one statement that checks the whole digest.
 pub(crate) fn oauth_token_by_hash(
     path: &Path,
+    tokens: &crate::token_index::TokenIndex,
     token_hash: &str,
-) -> Result<Option<(crate::OAuthTokenRow, crate::OAuthGrantRow, AccountRow)>> {
-    with(path, |c| token_grant_account(c, token_hash))
+) -> Result<Option<TokenGrantAccount>> {
+    // before `with`: loading the index reads through this thread's connection too
+    let rowids = tokens.candidates(token_hash)?;
+    if rowids.is_empty() {
+        return Ok(None);
+    }
+    with(path, |c| {
+        for rowid in rowids {
+            if let Some(found) = token_grant_account(c, rowid, token_hash)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    })
 }
 
 /// The statement behind [`oauth_token_by_hash`], on any connection (the refresh writer runs it
-/// inside its transaction).
-#[allow(clippy::type_complexity)]
+/// inside its transaction): the token at `rowid` if its digest is `token_hash`.
 pub(crate) fn token_grant_account(
     c: &Connection,
+    rowid: i64,
     token_hash: &str,
-) -> rusqlite::Result<Option<(crate::OAuthTokenRow, crate::OAuthGrantRow, AccountRow)>> {
+) -> rusqlite::Result<Option<TokenGrantAccount>> {
     let mut st = c.prepare_cached(
         "SELECT t.id, t.token_hash, t.kind, t.grant_id, t.account_id, t.client_id, t.scope,
                 t.created_at, t.expires_at, t.revoked_at, t.used_at, t.replaced_by,
@@ -198,9 +214,9 @@ pub(crate) fn token_grant_account(
          FROM oauth_tokens t
          JOIN oauth_grants g ON g.id = t.grant_id
          JOIN accounts a ON a.id = t.account_id
-         WHERE t.token_hash = ?1",
+         WHERE t.rowid = ?1 AND t.token_hash = ?2",
     )?;
-    st.query_row([token_hash], |r| {
+    st.query_row(rusqlite::params![rowid, token_hash], |r| {
         Ok((
             crate::OAuthTokenRow {
                 id: r.get(0)?,

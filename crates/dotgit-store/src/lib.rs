@@ -13,6 +13,7 @@ mod hot;
 mod oauth;
 mod refresh;
 mod rows;
+mod token_index;
 
 pub use audit::{audit_rows_sql, AuditFilter, ChainBreak, StoredEvent, AUDIT_SYNC_INTERVAL};
 pub use oauth::*;
@@ -75,6 +76,8 @@ pub struct Store {
     audit_writer: std::sync::Arc<std::sync::Mutex<Option<audit::AuditWriter>>>,
     /// The refresh writer's queue (started on first use; see `rotate_refresh`).
     refresh: std::sync::Arc<std::sync::OnceLock<refresh::Queue>>,
+    /// OAuth tokens by digest (ADR 0022; loaded on first use or by [`Store::warm_token_index`]).
+    tokens: std::sync::Arc<token_index::TokenIndex>,
 }
 
 pub(crate) const ACCOUNT_COLS: &str =
@@ -186,7 +189,19 @@ impl Store {
             path: path.to_owned(),
             audit_writer: Default::default(),
             refresh: Default::default(),
+            tokens: std::sync::Arc::new(token_index::TokenIndex::new(path.to_owned())),
         })
+    }
+
+    /// Loads the map that finds OAuth tokens by digest (ADR 0022), if it is not loaded yet, and
+    /// returns how many tokens it holds. The server calls it at start; without it, the first
+    /// token lookup loads the map.
+    pub async fn warm_token_index(&self) -> Result<usize> {
+        self.hot_open()?;
+        let tokens = self.tokens.clone();
+        tokio::task::spawn_blocking(move || tokens.warm())
+            .await
+            .map_err(|e| StoreError::Stopped(format!("loading the token index: {e}")))?
     }
 
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].

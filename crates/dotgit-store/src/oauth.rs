@@ -511,8 +511,8 @@ impl Store {
         .bind(grant.refresh_expires_at)
         .execute(&mut *tx)
         .await?;
-        insert_token(&mut tx, &issued.access).await?;
-        insert_token(&mut tx, &issued.refresh).await?;
+        let access = insert_token(&mut tx, &issued.access).await?;
+        let refresh = insert_token(&mut tx, &issued.refresh).await?;
         let e = ev(
             types::OAUTH_CODE_REDEEMED,
             &grant.account_id,
@@ -521,6 +521,11 @@ impl Store {
         );
         crate::audit::append(&mut tx, &[e]).await?;
         tx.commit().await?;
+        // before the tokens are answered (ADR 0022)
+        self.tokens.insert([
+            (issued.access.token_hash.as_str(), access),
+            (issued.refresh.token_hash.as_str(), refresh),
+        ])?;
         Ok(Redeemed::Issued)
     }
 
@@ -544,9 +549,9 @@ impl Store {
         ev: impl Fn(&'static str, &str, &str, String) -> AuditEvent + Send + Sync + 'static,
     ) -> Result<Rotated<R>> {
         self.hot_open()?;
-        let queue = self
-            .refresh
-            .get_or_init(|| crate::refresh::spawn(self.write.clone(), self.path.clone()));
+        let queue = self.refresh.get_or_init(|| {
+            crate::refresh::spawn(self.write.clone(), self.path.clone(), self.tokens.clone())
+        });
         let (reply, answer) = tokio::sync::oneshot::channel();
         let work = crate::refresh::Work {
             token_hash: token_hash.to_owned(),
@@ -581,7 +586,7 @@ impl Store {
         token_hash: &str,
     ) -> Result<Option<(OAuthTokenRow, OAuthGrantRow, AccountRow)>> {
         self.hot_open()?;
-        crate::hot::oauth_token_by_hash(&self.path, token_hash)
+        crate::hot::oauth_token_by_hash(&self.path, &self.tokens, token_hash)
     }
 
     /// RFC 7009 revocation by a client (class A): only a token issued to `client_id` is touched;
@@ -593,13 +598,22 @@ impl Store {
         now: i64,
         ev: OAuthAudit<'_>,
     ) -> Result<TokenRevocation> {
+        let rowids = self.tokens.candidates(token_hash)?;
         let mut tx = self.begin_write().await?;
-        let q = format!("SELECT {TOKEN_COLS} FROM oauth_tokens WHERE token_hash = $1");
-        let Some(tok) = sqlx::query_as::<_, OAuthTokenRow>(&q)
-            .bind(token_hash)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let q =
+            format!("SELECT {TOKEN_COLS} FROM oauth_tokens WHERE rowid = $1 AND token_hash = $2");
+        let mut found = None;
+        for rowid in rowids {
+            found = sqlx::query_as::<_, OAuthTokenRow>(&q)
+                .bind(rowid)
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_some() {
+                break;
+            }
+        }
+        let Some(tok) = found else {
             return Ok(TokenRevocation::NoEffect);
         };
         if tok.client_id != client_id {
@@ -736,21 +750,38 @@ impl Store {
         batch: i64,
     ) -> Result<OAuthPurged> {
         let mut tx = self.begin_write().await?;
-        let mut delete = async |sql: &str, lifetime: Option<i64>| -> Result<u64> {
-            let q = sqlx::query(sql).bind(before).bind(batch);
+        // the tokens' digests and rowids come back, for the token index (ADR 0022)
+        let mut gone: Vec<(String, i64)> = Vec::new();
+        let mut delete_tokens = async |sql: &str, lifetime: Option<i64>| -> Result<u64> {
+            let sql = format!("{sql} RETURNING token_hash, rowid");
+            let q = sqlx::query_as::<_, (String, i64)>(&sql)
+                .bind(before)
+                .bind(batch);
             let q = match lifetime {
                 Some(l) => q.bind(l),
                 None => q,
             };
-            Ok(q.execute(&mut *tx).await?.rows_affected())
+            let rows = q.fetch_all(&mut *tx).await?;
+            let n = rows.len() as u64;
+            gone.extend(rows);
+            Ok(n)
         };
-        let purged = OAuthPurged {
-            access_tokens: delete(PURGE_ACCESS_TOKENS, None).await?,
-            refresh_tokens: delete(PURGE_REFRESH_TOKENS, Some(refresh_lifetime)).await?,
-            grants: delete(PURGE_GRANTS, None).await?,
-        };
+        let access_tokens = delete_tokens(PURGE_ACCESS_TOKENS, None).await?;
+        let refresh_tokens = delete_tokens(PURGE_REFRESH_TOKENS, Some(refresh_lifetime)).await?;
+        let grants = sqlx::query(PURGE_GRANTS)
+            .bind(before)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
-        Ok(purged)
+        self.tokens
+            .remove(gone.iter().map(|(h, r)| (h.as_str(), *r)))?;
+        Ok(OAuthPurged {
+            access_tokens,
+            refresh_tokens,
+            grants,
+        })
     }
 
     // ---- sessions ----------------------------------------------------------------------
@@ -856,7 +887,8 @@ async fn revoke_family(
     invalidate(tx, "oauth_grant", grant_id, now).await
 }
 
-async fn insert_token(tx: &mut Transaction<'static, Sqlite>, t: &OAuthTokenRow) -> Result<()> {
+/// Inserts a token; returns its rowid.
+async fn insert_token(tx: &mut Transaction<'static, Sqlite>, t: &OAuthTokenRow) -> Result<i64> {
     let r = sqlx::query(&format!(
         "INSERT INTO oauth_tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
@@ -875,7 +907,7 @@ async fn insert_token(tx: &mut Transaction<'static, Sqlite>, t: &OAuthTokenRow) 
     .execute(&mut **tx)
     .await;
     match r {
-        Ok(_) => Ok(()),
+        Ok(done) => Ok(done.last_insert_rowid()),
         Err(e) if unique_violation(&e) => Err(StoreError::Conflict("token")),
         Err(e) => Err(e.into()),
     }

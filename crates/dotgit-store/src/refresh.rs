@@ -12,6 +12,7 @@
 //! would rotate it, exactly one presentation of a token wins, and nothing is answered before the
 //! commit that holds it is on disk.
 
+use crate::token_index::TokenIndex;
 use crate::{
     audit, hot, AccountRow, IssuedTokens, OAuthGrantRow, OAuthTokenRow, Result, Rotated, StoreError,
 };
@@ -53,7 +54,7 @@ const BATCH: usize = 128;
 
 /// Starts the writer. It ends when every sender is gone, or after its next batch once the store
 /// is closed (a closed store refuses rotations before they reach the queue).
-pub(crate) fn spawn(write: sqlx::SqlitePool, path: PathBuf) -> Queue {
+pub(crate) fn spawn(write: sqlx::SqlitePool, path: PathBuf, tokens: Arc<TokenIndex>) -> Queue {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Work, oneshot::Sender<Outcome>)>();
     let conn: Arc<Mutex<Option<Connection>>> = Arc::default();
     tokio::spawn(async move {
@@ -61,7 +62,7 @@ pub(crate) fn spawn(write: sqlx::SqlitePool, path: PathBuf) -> Queue {
         while rx.recv_many(&mut jobs, BATCH).await > 0 {
             let (work, replies): (Vec<Work>, Vec<oneshot::Sender<Outcome>>) =
                 jobs.drain(..).unzip();
-            let outcomes = run(&write, &path, &conn, work).await;
+            let outcomes = run(&write, &path, &conn, &tokens, work).await;
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // a caller that went away (client hung up) still had its rotation committed
                 let _ = reply.send(outcome);
@@ -81,6 +82,7 @@ async fn run(
     write: &sqlx::SqlitePool,
     path: &std::path::Path,
     conn: &Arc<Mutex<Option<Connection>>>,
+    tokens: &Arc<TokenIndex>,
     work: Vec<Work>,
 ) -> Vec<Outcome> {
     let n = work.len();
@@ -89,14 +91,14 @@ async fn run(
             .map(|_| Err(StoreError::Stopped(e.clone())))
             .collect()
     };
-    let (path, conn) = (path.to_owned(), conn.clone());
+    let (path, conn, tokens) = (path.to_owned(), conn.clone(), tokens.clone());
     let done = crate::Store::on_pool_writer(write, move || -> rusqlite::Result<Vec<Outcome>> {
         let mut slot = audit::lock_fresh(&conn);
         let c = match slot.as_mut() {
             Some(c) => c,
             None => slot.insert(hot::open_writer(&path, "FULL")?),
         };
-        let r = batch(c, work);
+        let r = batch(c, &tokens, work);
         if r.is_err() {
             // a broken connection is not reused
             *slot = None;
@@ -111,26 +113,48 @@ async fn run(
     }
 }
 
-fn batch(c: &mut Connection, work: Vec<Work>) -> rusqlite::Result<Vec<Outcome>> {
+fn batch(
+    c: &mut Connection,
+    tokens: &TokenIndex,
+    work: Vec<Work>,
+) -> rusqlite::Result<Vec<Outcome>> {
     let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut out = Vec::with_capacity(work.len());
+    // the rows of the rotations kept, for the token index once they are committed
+    let mut inserted: Vec<(String, i64)> = Vec::with_capacity(2 * work.len());
     for w in work {
         tx.execute_batch("SAVEPOINT rotation")?;
-        let r = rotate(&tx, w);
+        let mut rows = Vec::new();
+        let r = rotate(&tx, tokens, w, &mut rows);
         if r.is_ok() {
             tx.execute_batch("RELEASE rotation")?;
+            inserted.append(&mut rows);
         } else {
             tx.execute_batch("ROLLBACK TO rotation; RELEASE rotation")?;
         }
         out.push(r);
     }
     tx.commit()?;
+    // before anyone is answered: a token handed out is always found. The index was loaded by
+    // the rotations' lookups, so this cannot fail on a load; if it did, the new tokens would be
+    // refused as unknown, never accepted wrongly (the table is the truth).
+    if let Err(e) = tokens.insert(inserted.iter().map(|(h, r)| (h.as_str(), *r))) {
+        tracing::error!(error = %e, "the token index missed rotated tokens");
+    }
     Ok(out)
 }
 
-fn rotate(c: &Connection, w: Work) -> Outcome {
+/// One rotation inside the batch's transaction; the rows it inserts go to `rows`.
+fn rotate(c: &Connection, tokens: &TokenIndex, w: Work, rows: &mut Vec<(String, i64)>) -> Outcome {
     let hot = |e| StoreError::Hot(e);
-    let Some((tok, grant, acct)) = hot::token_grant_account(c, &w.token_hash).map_err(hot)? else {
+    let mut found = None;
+    for rowid in tokens.candidates(&w.token_hash)? {
+        if let Some(t) = hot::token_grant_account(c, rowid, &w.token_hash).map_err(hot)? {
+            found = Some((rowid, t));
+            break;
+        }
+    }
+    let Some((rowid, (tok, grant, acct))) = found else {
         return Ok(Rotated::Unknown);
     };
     if tok.kind != "refresh" {
@@ -170,15 +194,21 @@ fn rotate(c: &Connection, w: Work) -> Outcome {
     let n = c
         .prepare_cached(
             "UPDATE oauth_tokens SET used_at = ?1, replaced_by = ?2
-             WHERE id = ?3 AND used_at IS NULL AND revoked_at IS NULL",
+             WHERE rowid = ?3 AND used_at IS NULL AND revoked_at IS NULL",
         )
-        .and_then(|mut st| st.execute(params![now, issued.refresh.id, tok.id]))
+        .and_then(|mut st| st.execute(params![now, issued.refresh.id, rowid]))
         .map_err(hot)?;
     if n != 1 {
         return Ok(Rotated::Inactive);
     }
-    insert_token(c, &issued.access)?;
-    insert_token(c, &issued.refresh)?;
+    rows.push((
+        issued.access.token_hash.clone(),
+        insert_token(c, &issued.access)?,
+    ));
+    rows.push((
+        issued.refresh.token_hash.clone(),
+        insert_token(c, &issued.refresh)?,
+    ));
     let e = (w.events)(
         types::OAUTH_TOKEN_REFRESHED,
         &grant.account_id,
@@ -203,7 +233,8 @@ fn revoke_family(c: &Connection, grant_id: &str, reason: &str, now: i64) -> rusq
     Ok(())
 }
 
-fn insert_token(c: &Connection, t: &OAuthTokenRow) -> Result<()> {
+/// Inserts a token; returns its rowid.
+fn insert_token(c: &Connection, t: &OAuthTokenRow) -> Result<i64> {
     let r = c
         .prepare_cached(&format!(
             "INSERT INTO oauth_tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -226,7 +257,7 @@ fn insert_token(c: &Connection, t: &OAuthTokenRow) -> Result<()> {
             ])
         });
     match r {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(c.last_insert_rowid()),
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
         {

@@ -1,0 +1,31 @@
+-- OAuth tokens without an index on their digest (docs/adr/0022). The digest is the SHA-256 of
+-- 30 random characters, so each new token's entry landed on a random leaf of that index: every
+-- refresh-token rotation dirtied two random pages, which went through the WAL at the commit and
+-- to the database at the next checkpoint, and the lookup descended the same index. The server
+-- now finds a token through a map in memory (digest prefix → rowid, loaded from this table at
+-- start) and reads its row by rowid, checking the whole digest; the table is appended to in
+-- the order tokens are issued. The table is rebuilt because the index was its UNIQUE
+-- constraint's.
+CREATE TABLE oauth_tokens_new (
+    id          TEXT PRIMARY KEY,
+    token_hash  TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+    grant_id    TEXT NOT NULL,
+    account_id  TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    client_id   TEXT NOT NULL REFERENCES oauth_apps(client_id) ON DELETE CASCADE,
+    scope       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    revoked_at  INTEGER,
+    used_at     INTEGER,
+    replaced_by TEXT
+);
+INSERT INTO oauth_tokens_new (id, token_hash, kind, grant_id, account_id, client_id, scope,
+                              created_at, expires_at, revoked_at, used_at, replaced_by)
+SELECT id, token_hash, kind, grant_id, account_id, client_id, scope, created_at, expires_at,
+       revoked_at, used_at, replaced_by FROM oauth_tokens ORDER BY rowid;
+DROP TABLE oauth_tokens;
+ALTER TABLE oauth_tokens_new RENAME TO oauth_tokens;
+
+CREATE INDEX oauth_tokens_access_expiry ON oauth_tokens(expires_at) WHERE kind = 'access';
+CREATE INDEX oauth_tokens_refresh_issued ON oauth_tokens(created_at) WHERE kind = 'refresh';

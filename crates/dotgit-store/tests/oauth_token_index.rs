@@ -1,0 +1,286 @@
+//! OAuth tokens are found by digest through a map in memory over a table without a digest index
+//! (migration 0015, ADR 0022). The table stays the truth: tokens stored before the upgrade are
+//! found, two digests sharing the map's 64-bit key are both found, a token whose row went is
+//! unknown even where a later row took its rowid, and the purge forgets what it deletes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dotgit_core::audit::AuditEvent;
+use dotgit_store::{IssuedTokens, OAuthPurged, OAuthTokenRow, Rotated, Store};
+use sqlx::SqlitePool;
+
+mod common;
+
+const NOW: i64 = 1_795_953_600;
+
+/// A 64-character hex digest: `head` (16 hex characters, the map's key) then `tail` repeated.
+fn digest(head: &str, tail: char) -> String {
+    assert_eq!(head.len(), 16);
+    format!("{head}{}", tail.to_string().repeat(48))
+}
+
+async fn family(raw: &SqlitePool) {
+    for sql in [
+        "INSERT INTO accounts (id, username, password_hash, plan, created_at)
+         VALUES ('acct', 'alice', 'x', 'free', 0)",
+        "INSERT INTO oauth_apps (client_id, account_id, name, redirect_uris, confidential,
+         allowed_scopes, created_at) VALUES ('dgc', 'acct', 'CI', '[]', 0, 'repo:read', 0)",
+        "INSERT INTO oauth_authorizations (id, account_id, client_id, scope, created_at,
+         updated_at) VALUES ('oaz', 'acct', 'dgc', 'repo:read', 0, 0)",
+    ] {
+        sqlx::query(sql).execute(raw).await.unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO oauth_grants (id, authorization_id, account_id, client_id, scope, created_at,
+         refresh_expires_at) VALUES ('g1', 'oaz', 'acct', 'dgc', 'repo:read', $1, $2)",
+    )
+    .bind(NOW - 100)
+    .bind(NOW + 30 * 86_400)
+    .execute(raw)
+    .await
+    .unwrap();
+}
+
+/// A token row written behind the store's back; returns its rowid.
+async fn token(raw: &SqlitePool, id: &str, hash: &str, kind: &str, expires_at: i64) -> i64 {
+    sqlx::query(
+        "INSERT INTO oauth_tokens (id, token_hash, kind, grant_id, account_id, client_id, scope,
+         created_at, expires_at) VALUES ($1, $2, $3, 'g1', 'acct', 'dgc', 'repo:read', $4, $5)",
+    )
+    .bind(id)
+    .bind(hash)
+    .bind(kind)
+    .bind(NOW - 100)
+    .bind(expires_at)
+    .execute(raw)
+    .await
+    .unwrap()
+    .last_insert_rowid()
+}
+
+async fn found(store: &Store, hash: &str) -> Option<String> {
+    store
+        .oauth_token_by_hash(hash)
+        .await
+        .unwrap()
+        .map(|(t, _, _)| t.id)
+}
+
+fn new_token(id: &str, hash: &str, kind: &str) -> OAuthTokenRow {
+    OAuthTokenRow {
+        id: id.into(),
+        token_hash: hash.into(),
+        kind: kind.into(),
+        grant_id: "g1".into(),
+        account_id: "acct".into(),
+        client_id: "dgc".into(),
+        scope: "repo:read".into(),
+        created_at: NOW,
+        expires_at: NOW + 7_200,
+        revoked_at: None,
+        used_at: None,
+        replaced_by: None,
+    }
+}
+
+fn event(kind: &'static str, account: &str, credential: &str, reason: String) -> AuditEvent {
+    AuditEvent {
+        id: format!("evt_{credential}_{kind}"),
+        time: NOW,
+        request_id: "internal".into(),
+        event_type: kind.to_owned().into(),
+        account_id: Some(account.into()),
+        credential_id: Some(credential.into()),
+        source_ip: None,
+        user_agent: None,
+        outcome: "success".to_owned().into(),
+        reason: Some(reason.into()),
+    }
+}
+
+/// Rotates `hash` into an access token and a refresh token with the given digests.
+async fn rotate(store: &Store, hash: &str, n: u32, access: &str, refresh: &str) -> Rotated<()> {
+    let (access, refresh) = (access.to_owned(), refresh.to_owned());
+    store
+        .rotate_refresh(
+            hash,
+            NOW,
+            move |_, _, _| -> Result<IssuedTokens, ()> {
+                Ok(IssuedTokens {
+                    grant: None,
+                    access: new_token(&format!("tok_new_a{n}"), &access, "access"),
+                    refresh: new_token(&format!("tok_new_r{n}"), &refresh, "refresh"),
+                })
+            },
+            event,
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tokens_stored_before_0015_are_found_and_rotate_through_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let raw = common::database_before(dir.path(), &db, "0015").await;
+    family(&raw).await;
+    // two digests sharing their first 64 bits (the map's key) and one that does not
+    let (r1, r2) = (
+        digest("00000000000000aa", 'b'),
+        digest("00000000000000aa", 'c'),
+    );
+    let a1 = digest("1111111111111111", 'd');
+    token(&raw, "tok_r1", &r1, "refresh", NOW + 30 * 86_400).await;
+    token(&raw, "tok_r2", &r2, "refresh", NOW + 30 * 86_400).await;
+    token(&raw, "tok_a1", &a1, "access", NOW + 7_200).await;
+    raw.close().await;
+
+    let store = Store::open(&db).await.unwrap();
+    let raw = common::pool(&db).await;
+    let (digest_indexes,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM pragma_index_list('oauth_tokens') l
+         JOIN pragma_index_info(l.name) i WHERE i.name = 'token_hash'",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    assert_eq!(digest_indexes, 0, "no index on the digest is left");
+    assert_eq!(store.warm_token_index().await.unwrap(), 3);
+
+    assert_eq!(found(&store, &r1).await.as_deref(), Some("tok_r1"));
+    assert_eq!(found(&store, &r2).await.as_deref(), Some("tok_r2"));
+    assert_eq!(found(&store, &a1).await.as_deref(), Some("tok_a1"));
+    assert_eq!(found(&store, &digest("00000000000000aa", 'e')).await, None);
+    assert_eq!(found(&store, "not a digest").await, None);
+    assert_eq!(found(&store, "").await, None);
+
+    // the second of the two sharing a key rotates, and its successors are found at once
+    let (a2, r3) = (
+        digest("2222222222222222", 'f'),
+        digest("00000000000000aa", '9'),
+    );
+    assert!(matches!(
+        rotate(&store, &r2, 2, &a2, &r3).await,
+        Rotated::Issued(_)
+    ));
+    assert_eq!(found(&store, &a2).await.as_deref(), Some("tok_new_a2"));
+    assert_eq!(found(&store, &r3).await.as_deref(), Some("tok_new_r2"));
+    let (used, replaced): (Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT used_at, replaced_by FROM oauth_tokens WHERE id = 'tok_r2'")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+    assert_eq!(used, Some(NOW));
+    assert_eq!(replaced.as_deref(), Some("tok_new_r2"));
+    // the one it shares a key with is untouched
+    let (used,): (Option<i64>,) =
+        sqlx::query_as("SELECT used_at FROM oauth_tokens WHERE id = 'tok_r1'")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+    assert_eq!(used, None);
+    // presented again: reuse, the family revoked
+    assert!(matches!(
+        rotate(
+            &store,
+            &r2,
+            3,
+            &digest("3333333333333333", '1'),
+            &digest("4444444444444444", '1')
+        )
+        .await,
+        Rotated::Reused
+    ));
+    // a digest no token has rotates nothing
+    assert!(matches!(
+        rotate(
+            &store,
+            &digest("00000000000000aa", '7'),
+            4,
+            &digest("5555555555555555", '1'),
+            &digest("6666666666666666", '1')
+        )
+        .await,
+        Rotated::Unknown
+    ));
+
+    // after a restart the map is loaded from the table
+    store.close().await;
+    let store = Store::open(&db).await.unwrap();
+    assert_eq!(store.warm_token_index().await.unwrap(), 5);
+    assert_eq!(found(&store, &r3).await.as_deref(), Some("tok_new_r2"));
+    assert_eq!(found(&store, &r1).await.as_deref(), Some("tok_r1"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_token_whose_row_went_is_unknown_even_where_a_later_row_took_its_rowid() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let store = Store::open(&db).await.unwrap();
+    let raw = common::pool(&db).await;
+    family(&raw).await;
+    let gone = digest("7777777777777777", 'a');
+    let rowid = token(&raw, "tok_gone", &gone, "access", NOW + 7_200).await;
+    // written behind the store's back, before its map was loaded: the load reads it
+    assert_eq!(found(&store, &gone).await.as_deref(), Some("tok_gone"));
+    // the row goes as a cascade deletes it (not through the purge, which tells the map)
+    sqlx::query("DELETE FROM oauth_tokens WHERE id = 'tok_gone'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert_eq!(found(&store, &gone).await, None);
+    // a later row takes the same rowid: the map's stale entry points at it, and the digest
+    // check refuses it
+    let other = digest("7777777777777777", 'b');
+    sqlx::query(
+        "INSERT INTO oauth_tokens (rowid, id, token_hash, kind, grant_id, account_id, client_id,
+         scope, created_at, expires_at)
+         VALUES ($1, 'tok_other', $2, 'access', 'g1', 'acct', 'dgc', 'repo:read', $3, $4)",
+    )
+    .bind(rowid)
+    .bind(&other)
+    .bind(NOW)
+    .bind(NOW + 7_200)
+    .execute(&raw)
+    .await
+    .unwrap();
+    assert_eq!(found(&store, &gone).await, None);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn the_purge_forgets_the_tokens_it_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let store = Store::open(&db).await.unwrap();
+    let raw = common::pool(&db).await;
+    family(&raw).await;
+    let mut expired = Vec::new();
+    for i in 0..5 {
+        let h = digest(&format!("{i:016x}"), 'c');
+        token(&raw, &format!("tok_x{i}"), &h, "access", NOW - 10).await;
+        expired.push(h);
+    }
+    let live = digest("8888888888888888", 'c');
+    token(&raw, "tok_live", &live, "access", NOW + 7_200).await;
+    assert_eq!(store.warm_token_index().await.unwrap(), 6);
+    assert_eq!(found(&store, &expired[0]).await.as_deref(), Some("tok_x0"));
+    assert_eq!(
+        store
+            .purge_ended_oauth(NOW, 30 * 86_400, 500)
+            .await
+            .unwrap(),
+        OAuthPurged {
+            access_tokens: 5,
+            refresh_tokens: 0,
+            grants: 0
+        }
+    );
+    assert_eq!(store.warm_token_index().await.unwrap(), 1);
+    for h in &expired {
+        assert_eq!(found(&store, h).await, None);
+    }
+    assert_eq!(found(&store, &live).await.as_deref(), Some("tok_live"));
+    store.close().await;
+}
