@@ -534,16 +534,13 @@ impl Store {
     /// decides on the token, its grant and account; on `Ok` the token is consumed (exactly one
     /// winner) and its successors inserted. Runs on the group-committing refresh writer
     /// (`refresh.rs`, ADR 0015): the answer comes once the commit is on disk, and a caller that
-    /// stops waiting does not stop the rotation.
+    /// stops waiting does not stop the rotation. `check` may run more than once (when another
+    /// rotation of its batch failed, the batch runs again); only the last run's tokens count.
     pub async fn rotate_refresh<R: Send + 'static>(
         &self,
         token_hash: &str,
         now: i64,
-        check: impl FnOnce(
-                &OAuthTokenRow,
-                &OAuthGrantRow,
-                &AccountRow,
-            ) -> std::result::Result<IssuedTokens, R>
+        check: impl Fn(&OAuthTokenRow, &OAuthGrantRow, &AccountRow) -> std::result::Result<IssuedTokens, R>
             + Send
             + 'static,
         ev: impl Fn(&'static str, &str, &str, String) -> AuditEvent + Send + Sync + 'static,

@@ -4,9 +4,9 @@
 //! it cost ten hand-offs to sqlx's connection thread and one fsync, all serialised on the single
 //! writer. Here every rotation is a job for one writer task: it takes every job queued, holds the
 //! pool's writer connection (so no other write interleaves), and runs the batch on a rusqlite
-//! connection of its own in one blocking call — one transaction, each job inside a savepoint
-//! (a job that fails is rolled back alone), one commit and one fsync for the batch — then answers
-//! each job. While a batch commits, the next one gathers; under load, many rotations share a sync.
+//! connection of its own in one blocking call — one transaction, one commit and one fsync for
+//! the batch (a job that fails makes the batch run again one transaction a job, so that it is
+//! rolled back alone) — then answers each job. While a batch commits, the next one gathers; under load, many rotations share a sync.
 //!
 //! What must hold is unchanged: reuse of a rotated token is detected inside the transaction that
 //! would rotate it, exactly one presentation of a token wins, and nothing is answered before the
@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The caller's decision on a token, its grant and account, with its refusal type erased.
 pub(crate) type Check = Box<
-    dyn FnOnce(
+    dyn Fn(
             &OAuthTokenRow,
             &OAuthGrantRow,
             &AccountRow,
@@ -113,6 +113,13 @@ async fn run(
     }
 }
 
+/// Runs a batch. Every rotation goes into one transaction, with no savepoints: a savepoint per
+/// rotation journalled every page it changed that an earlier rotation of the batch had changed
+/// (the same last pages of the table and its indexes). A rotation fails with an error only on a
+/// failure of SQLite itself or a conflicting insert; if one does, the whole transaction is
+/// rolled back and the batch runs again one rotation per transaction, so the failing one is
+/// rolled back alone and the others commit (each check runs again, on what the database then
+/// holds).
 fn batch(
     c: &mut Connection,
     tokens: &TokenIndex,
@@ -120,32 +127,49 @@ fn batch(
 ) -> rusqlite::Result<Vec<Outcome>> {
     let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut out = Vec::with_capacity(work.len());
-    // the rows of the rotations kept, for the token index once they are committed
+    // the rows of the rotations, for the token index once they are committed
     let mut inserted: Vec<(String, i64)> = Vec::with_capacity(2 * work.len());
-    for w in work {
-        tx.execute_batch("SAVEPOINT rotation")?;
-        let mut rows = Vec::new();
-        let r = rotate(&tx, tokens, w, &mut rows);
-        if r.is_ok() {
-            tx.execute_batch("RELEASE rotation")?;
-            inserted.append(&mut rows);
-        } else {
-            tx.execute_batch("ROLLBACK TO rotation; RELEASE rotation")?;
+    for w in &work {
+        let r = rotate(&tx, tokens, w, &mut inserted);
+        if r.is_err() {
+            break;
         }
         out.push(r);
     }
-    tx.commit()?;
-    // before anyone is answered: a token handed out is always found. The index was loaded by
-    // the rotations' lookups, so this cannot fail on a load; if it did, the new tokens would be
-    // refused as unknown, never accepted wrongly (the table is the truth).
-    if let Err(e) = tokens.insert(inserted.iter().map(|(h, r)| (h.as_str(), *r))) {
-        tracing::error!(error = %e, "the token index missed rotated tokens");
+    if out.len() == work.len() {
+        tx.commit()?;
+        index(tokens, &inserted);
+        return Ok(out);
+    }
+    tx.rollback()?;
+    let mut out = Vec::with_capacity(work.len());
+    for w in &work {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut rows = Vec::new();
+        let r = rotate(&tx, tokens, w, &mut rows);
+        if r.is_ok() {
+            tx.commit()?;
+            index(tokens, &rows);
+        } else {
+            tx.rollback()?;
+        }
+        out.push(r);
     }
     Ok(out)
 }
 
-/// One rotation inside the batch's transaction; the rows it inserts go to `rows`.
-fn rotate(c: &Connection, tokens: &TokenIndex, w: Work, rows: &mut Vec<(String, i64)>) -> Outcome {
+/// Adds committed rows to the token index, before anyone is answered: a token handed out is
+/// always found. The rotations' lookups loaded the index, so this cannot fail on a load; if it
+/// did, the new tokens would be refused as unknown, never accepted wrongly (the table is the
+/// truth).
+fn index(tokens: &TokenIndex, rows: &[(String, i64)]) {
+    if let Err(e) = tokens.insert(rows.iter().map(|(h, r)| (h.as_str(), *r))) {
+        tracing::error!(error = %e, "the token index missed rotated tokens");
+    }
+}
+
+/// One rotation inside the batch's transaction; the rows it inserts are added to `rows`.
+fn rotate(c: &Connection, tokens: &TokenIndex, w: &Work, rows: &mut Vec<(String, i64)>) -> Outcome {
     let hot = |e| StoreError::Hot(e);
     let mut found = None;
     for rowid in tokens.candidates(&w.token_hash)? {

@@ -1,12 +1,13 @@
 //! OAuth tokens are found by digest through a map in memory over a table without a digest index
 //! (migration 0015, ADR 0022). The table stays the truth: tokens stored before the upgrade are
 //! found, two digests sharing the map's 64-bit key are both found, a token whose row went is
-//! unknown even where a later row took its rowid, and the purge forgets what it deletes.
+//! unknown even where a later row took its rowid, and the purge forgets what it deletes. And
+//! rotations batched into one transaction (ADR 0015): one that fails is rolled back alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dotgit_core::audit::AuditEvent;
-use dotgit_store::{IssuedTokens, OAuthPurged, OAuthTokenRow, Rotated, Store};
+use dotgit_store::{IssuedTokens, OAuthPurged, OAuthTokenRow, Rotated, Store, StoreError};
 use sqlx::SqlitePool;
 
 mod common;
@@ -84,8 +85,10 @@ fn new_token(id: &str, hash: &str, kind: &str) -> OAuthTokenRow {
 }
 
 fn event(kind: &'static str, account: &str, credential: &str, reason: String) -> AuditEvent {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     AuditEvent {
-        id: format!("evt_{credential}_{kind}"),
+        id: format!("evt_{n}"),
         time: NOW,
         request_id: "internal".into(),
         event_type: kind.to_owned().into(),
@@ -98,8 +101,15 @@ fn event(kind: &'static str, account: &str, credential: &str, reason: String) ->
     }
 }
 
-/// Rotates `hash` into an access token and a refresh token with the given digests.
-async fn rotate(store: &Store, hash: &str, n: u32, access: &str, refresh: &str) -> Rotated<()> {
+/// Rotates `hash` into an access token and a refresh token with the given digests (ids
+/// `tok_new_a{n}` and `tok_new_r{n}`).
+async fn try_rotate(
+    store: &Store,
+    hash: &str,
+    n: u32,
+    access: &str,
+    refresh: &str,
+) -> Result<Rotated<()>, StoreError> {
     let (access, refresh) = (access.to_owned(), refresh.to_owned());
     store
         .rotate_refresh(
@@ -115,7 +125,10 @@ async fn rotate(store: &Store, hash: &str, n: u32, access: &str, refresh: &str) 
             event,
         )
         .await
-        .unwrap()
+}
+
+async fn rotate(store: &Store, hash: &str, n: u32, access: &str, refresh: &str) -> Rotated<()> {
+    try_rotate(store, hash, n, access, refresh).await.unwrap()
 }
 
 #[tokio::test]
@@ -282,5 +295,78 @@ async fn the_purge_forgets_the_tokens_it_deletes() {
         assert_eq!(found(&store, h).await, None);
     }
     assert_eq!(found(&store, &live).await.as_deref(), Some("tok_live"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_rotation_that_fails_in_a_batch_is_rolled_back_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let store = Store::open(&db).await.unwrap();
+    let raw = common::pool(&db).await;
+    family(&raw).await;
+    let r: Vec<String> = (1..=3)
+        .map(|i| digest(&format!("{:016x}", 0xa0 + i), 'a'))
+        .collect();
+    for (i, h) in r.iter().enumerate() {
+        token(&raw, &format!("tok_r{i}"), h, "refresh", NOW + 30 * 86_400).await;
+    }
+    // the second rotation's new access token takes an id that is already stored, so its insert
+    // fails after its refresh token was consumed
+    token(
+        &raw,
+        "tok_new_a99",
+        &digest("9999999999999999", 'a'),
+        "access",
+        NOW + 7_200,
+    )
+    .await;
+    let new = |i: u32| {
+        (
+            digest(&format!("{:016x}", 0xb0 + i), 'b'),
+            digest(&format!("{:016x}", 0xc0 + i), 'c'),
+        )
+    };
+    let ((a1, r1), (a2, r2), (a3, r3)) = (new(1), new(2), new(3));
+    // queued together, so the writer takes them as one batch
+    let (first, second, third) = tokio::join!(
+        try_rotate(&store, &r[0], 1, &a1, &r1),
+        try_rotate(&store, &r[1], 99, &a2, &r2),
+        try_rotate(&store, &r[2], 3, &a3, &r3),
+    );
+    assert!(matches!(first, Ok(Rotated::Issued(_))), "{first:?}");
+    assert!(
+        matches!(second, Err(StoreError::Conflict("token"))),
+        "{second:?}"
+    );
+    assert!(matches!(third, Ok(Rotated::Issued(_))), "{third:?}");
+    assert_eq!(found(&store, &r1).await.as_deref(), Some("tok_new_r1"));
+    assert_eq!(found(&store, &r3).await.as_deref(), Some("tok_new_r3"));
+    assert_eq!(found(&store, &a2).await, None);
+    let used: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT id, used_at FROM oauth_tokens WHERE id LIKE 'tok_r_' ORDER BY id")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    assert_eq!(
+        used,
+        [
+            ("tok_r0".to_owned(), Some(NOW)),
+            ("tok_r1".to_owned(), None),
+            ("tok_r2".to_owned(), Some(NOW))
+        ]
+    );
+    let (events,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE type = 'oauth.token_refreshed'")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+    assert_eq!(events, 2, "no event of the rotation rolled back");
+    // the token whose rotation failed is still good
+    assert!(matches!(
+        rotate(&store, &r[1], 2, &a2, &r2).await,
+        Rotated::Issued(_)
+    ));
+    assert_eq!(found(&store, &r2).await.as_deref(), Some("tok_new_r2"));
     store.close().await;
 }

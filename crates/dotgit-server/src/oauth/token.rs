@@ -332,7 +332,7 @@ async fn refresh_grant(
     };
     let now = s.now();
     let t = new_tokens(&client.app.client_id, now)?;
-    let (client_id, mut access, mut refresh) = (
+    let (client_id, access, refresh) = (
         client.app.client_id.clone(),
         t.access.clone(),
         t.refresh.clone(),
@@ -363,6 +363,8 @@ async fn refresh_grant(
                                 "scope: a refresh may only narrow the scope of the original grant",
                             )),
                         };
+                    // the check may run again (the store's batch retried): start from the rows
+                    let (mut access, mut refresh) = (access.clone(), refresh.clone());
                     access.grant_id = grant.id.clone();
                     access.account_id = tok.account_id.clone();
                     access.scope = access_scope.to_space_separated();
