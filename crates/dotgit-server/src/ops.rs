@@ -42,10 +42,23 @@ pub fn new_id(prefix: &str) -> Result<String, ApiError> {
 /// each such page is written to the WAL, synced and checkpointed; a time-ordered one appends
 /// to the index's last pages.
 pub fn new_sorted_id(prefix: &str) -> Result<String, ApiError> {
+    new_sorted_id_from(prefix, &entropy()?)
+}
+
+/// [`new_sorted_id`] from 64 bytes of the caller's [`entropy`].
+pub fn new_sorted_id_from(prefix: &str, entropy: &[u8; 64]) -> Result<String, ApiError> {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    sorted_id(prefix, ms, &entropy()?).ok_or_else(|| ApiError::internal("CSPRNG short"))
+    sorted_id(prefix, ms, entropy).ok_or_else(|| ApiError::internal("CSPRNG short"))
+}
+
+/// `N` blocks of 64 uniform random bytes in one call to the CSPRNG.
+pub fn entropy_blocks<const N: usize>() -> Result<[[u8; 64]; N], ApiError> {
+    let mut b = [[0u8; 64]; N];
+    aws_lc_rs::rand::fill(b.as_flattened_mut())
+        .map_err(|_| ApiError::internal("CSPRNG failure"))?;
+    Ok(b)
 }
 
 fn sorted_id(prefix: &str, mut ms: u128, entropy: &[u8]) -> Option<String> {
@@ -64,7 +77,13 @@ fn sorted_id(prefix: &str, mut ms: u128, entropy: &[u8]) -> Option<String> {
 
 /// A new opaque secret of `kind`.
 pub fn new_secret(kind: CredentialKind) -> Result<Secret, ApiError> {
-    generate(kind, &entropy()?).ok_or_else(|| ApiError::internal("CSPRNG short"))
+    new_secret_from(kind, &entropy()?)
+}
+
+/// A new opaque secret of `kind` from 64 bytes of the caller's [`entropy`] (a caller that makes
+/// several secrets and ids at once draws them in one call to the CSPRNG).
+pub fn new_secret_from(kind: CredentialKind, entropy: &[u8; 64]) -> Result<Secret, ApiError> {
+    generate(kind, entropy).ok_or_else(|| ApiError::internal("CSPRNG short"))
 }
 
 /// argon2id PHC string of a password.
@@ -511,6 +530,28 @@ pub async fn delete_jwt_key(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn entropy_blocks_are_independent_and_make_distinct_tokens() {
+        let [a, b, c, d] = super::entropy_blocks::<4>().unwrap();
+        let blocks = [a, b, c, d];
+        for (i, x) in blocks.iter().enumerate() {
+            for y in &blocks[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        let kind = dotgit_core::CredentialKind::OAuthRefresh;
+        let (s1, s2) = (
+            super::new_secret_from(kind, &a).unwrap(),
+            super::new_secret_from(kind, &b).unwrap(),
+        );
+        assert_ne!(s1.expose(), s2.expose());
+        assert!(s1.expose().starts_with("dgr_") && s1.expose().len() == 4 + 30 + 6);
+        assert_ne!(
+            super::new_sorted_id_from("tok", &c).unwrap(),
+            super::new_sorted_id_from("tok", &d).unwrap()
+        );
+    }
+
     #[test]
     fn sorted_ids_sort_by_time_and_keep_the_id_shape() {
         let e = [7u8; 64];

@@ -453,13 +453,30 @@ pub(crate) fn append_rs(
     file: File,
     events: &[impl EventFields],
 ) -> rusqlite::Result<()> {
+    append_rs_after(tx, file, events, &mut None)
+}
+
+/// [`append_rs`] for a caller that appends to `file` several times in one transaction (the
+/// refresh writer's batch): `last` carries the chain's last hash and the log's last position
+/// from one call to the next, so the head is read once a transaction. Start each transaction
+/// with `None`; nothing else may append to the log inside it (the transaction holds the write
+/// lock of both files).
+pub(crate) fn append_rs_after(
+    tx: &rusqlite::Connection,
+    file: File,
+    events: &[impl EventFields],
+    last: &mut Option<(String, i64)>,
+) -> rusqlite::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let (mut prev, mut seq) = head(
-        tx.prepare_cached(&head_sql(file))?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?,
-    );
+    let (mut prev, mut seq) = match last.take() {
+        Some(h) => h,
+        None => head(
+            tx.prepare_cached(&head_sql(file))?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?,
+        ),
+    };
     let mut insert = tx.prepare_cached(&format!(
         "{}(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         insert_sql(file)
@@ -484,6 +501,7 @@ pub(crate) fn append_rs(
             v.pack,
         ])?;
     }
+    *last = Some((prev, seq));
     Ok(())
 }
 

@@ -129,8 +129,10 @@ fn batch(
     let mut out = Vec::with_capacity(work.len());
     // the rows of the rotations, for the token index once they are committed
     let mut inserted: Vec<(String, i64)> = Vec::with_capacity(2 * work.len());
+    // the audit log's head, read once for the batch
+    let mut chain = None;
     for w in &work {
-        let r = rotate(&tx, tokens, w, &mut inserted);
+        let r = rotate(&tx, tokens, w, &mut inserted, &mut chain);
         if r.is_err() {
             break;
         }
@@ -146,7 +148,7 @@ fn batch(
     for w in &work {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut rows = Vec::new();
-        let r = rotate(&tx, tokens, w, &mut rows);
+        let r = rotate(&tx, tokens, w, &mut rows, &mut None);
         if r.is_ok() {
             tx.commit()?;
             index(tokens, &rows);
@@ -169,7 +171,14 @@ fn index(tokens: &TokenIndex, rows: &[(String, i64)]) {
 }
 
 /// One rotation inside the batch's transaction; the rows it inserts are added to `rows`.
-fn rotate(c: &Connection, tokens: &TokenIndex, w: &Work, rows: &mut Vec<(String, i64)>) -> Outcome {
+/// `chain` is the audit log's head within the transaction (`audit::append_rs_after`).
+fn rotate(
+    c: &Connection,
+    tokens: &TokenIndex,
+    w: &Work,
+    rows: &mut Vec<(String, i64)>,
+    chain: &mut Option<(String, i64)>,
+) -> Outcome {
     let hot = |e| StoreError::Hot(e);
     let mut found = None;
     for rowid in tokens.candidates(&w.token_hash)? {
@@ -208,7 +217,7 @@ fn rotate(c: &Connection, tokens: &TokenIndex, w: &Work, rows: &mut Vec<(String,
                 reason,
             ),
         ];
-        audit::append_rs(c, audit::File::Main, &events).map_err(hot)?;
+        audit::append_rs_after(c, audit::File::Main, &events, chain).map_err(hot)?;
         return Ok(Rotated::Reused);
     }
     let issued = match (w.check)(&tok, &grant, &acct) {
@@ -239,7 +248,7 @@ fn rotate(c: &Connection, tokens: &TokenIndex, w: &Work, rows: &mut Vec<(String,
         &grant.id,
         format!("app {}, scope `{}`", grant.client_id, issued.refresh.scope),
     );
-    audit::append_rs(c, audit::File::Main, &[e]).map_err(hot)?;
+    audit::append_rs_after(c, audit::File::Main, &[e], chain).map_err(hot)?;
     // no invalidation: rotation changes no access token, and refresh tokens are never cached
     Ok(Rotated::Issued(Box::new(issued)))
 }

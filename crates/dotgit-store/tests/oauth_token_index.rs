@@ -362,11 +362,78 @@ async fn a_rotation_that_fails_in_a_batch_is_rolled_back_alone() {
             .await
             .unwrap();
     assert_eq!(events, 2, "no event of the rotation rolled back");
+    // the batch appended its events to one chain, without a gap or a fork
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
     // the token whose rotation failed is still good
     assert!(matches!(
         rotate(&store, &r[1], 2, &a2, &r2).await,
         Rotated::Issued(_)
     ));
     assert_eq!(found(&store, &r2).await.as_deref(), Some("tok_new_r2"));
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_batch_of_rotations_extends_one_audit_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let store = Store::open(&db).await.unwrap();
+    let raw = common::pool(&db).await;
+    family(&raw).await;
+    let r: Vec<String> = (0..8)
+        .map(|i| digest(&format!("{:016x}", 0xd0 + i), 'd'))
+        .collect();
+    for (i, h) in r.iter().enumerate() {
+        token(&raw, &format!("tok_r{i}"), h, "refresh", NOW + 30 * 86_400).await;
+    }
+    // eight rotations queued together, the last presenting the first's token again (reuse:
+    // two more events, the family revoked); one batch, one head of the log read
+    let mut jobs = Vec::new();
+    for (i, h) in r.iter().enumerate() {
+        let n = i as u32;
+        let (a, f) = (
+            digest(&format!("{:016x}", 0xe0 + n), 'e'),
+            digest(&format!("{:016x}", 0xf0 + n), 'f'),
+        );
+        let (store, h) = (store.clone(), h.clone());
+        jobs.push(tokio::spawn(async move {
+            try_rotate(&store, &h, n, &a, &f).await
+        }));
+    }
+    let (store2, again) = (store.clone(), r[0].clone());
+    let reuse = tokio::spawn(async move {
+        try_rotate(
+            &store2,
+            &again,
+            50,
+            &digest("abababababababab", 'a'),
+            &digest("cdcdcdcdcdcdcdcd", 'a'),
+        )
+        .await
+    });
+    for j in jobs {
+        assert!(matches!(j.await.unwrap(), Ok(Rotated::Issued(_))));
+    }
+    assert!(matches!(reuse.await.unwrap(), Ok(Rotated::Reused)));
+    let seqs: Vec<(i64, String)> =
+        sqlx::query_as("SELECT seq, type FROM audit_events ORDER BY seq")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    assert_eq!(seqs.len(), 10, "{seqs:?}");
+    assert!(
+        seqs.iter()
+            .enumerate()
+            .all(|(i, (s, _))| *s == i as i64 + 1),
+        "positions without a gap: {seqs:?}"
+    );
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
+    // appends after the batch (through the other writers) continue the same chain
+    store
+        .append_audit(&[event("account.suspended", "acct", "acct", "test".into())])
+        .await
+        .unwrap();
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
     store.close().await;
 }

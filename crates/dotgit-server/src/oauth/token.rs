@@ -23,7 +23,7 @@ use super::{
 use crate::auth::owner_may;
 use crate::error::ApiError;
 use crate::extract::{ApiForm, FormParams};
-use crate::ops::{new_id, new_secret, new_sorted_id};
+use crate::ops::{entropy_blocks, new_id, new_secret_from, new_sorted_id_from};
 use crate::state::AppState;
 use crate::web::session::constant_time_eq;
 use axum::extract::{ConnectInfo, State};
@@ -160,11 +160,13 @@ struct NewTokens {
 }
 
 fn new_tokens(client_id: &str, now: i64) -> Result<NewTokens, ApiError> {
-    let access_secret = new_secret(CredentialKind::OAuthAccess)?;
-    let refresh_secret = new_secret(CredentialKind::OAuthRefresh)?;
-    let row = |kind: &str, secret: &Secret| -> Result<OAuthTokenRow, ApiError> {
+    // two secrets and two ids from one call to the CSPRNG (four calls were ~2 % of a refresh)
+    let [a, r, a_id, r_id] = entropy_blocks::<4>()?;
+    let access_secret = new_secret_from(CredentialKind::OAuthAccess, &a)?;
+    let refresh_secret = new_secret_from(CredentialKind::OAuthRefresh, &r)?;
+    let row = |kind: &str, secret: &Secret, id: &[u8; 64]| -> Result<OAuthTokenRow, ApiError> {
         Ok(OAuthTokenRow {
-            id: new_sorted_id("tok")?,
+            id: new_sorted_id_from("tok", id)?,
             token_hash: secret.hash().to_hex(),
             kind: kind.to_owned(),
             grant_id: String::new(),
@@ -179,8 +181,8 @@ fn new_tokens(client_id: &str, now: i64) -> Result<NewTokens, ApiError> {
         })
     };
     Ok(NewTokens {
-        access: row("access", &access_secret)?,
-        refresh: row("refresh", &refresh_secret)?,
+        access: row("access", &access_secret, &a_id)?,
+        refresh: row("refresh", &refresh_secret, &r_id)?,
         access_secret,
         refresh_secret,
     })
