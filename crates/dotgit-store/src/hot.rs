@@ -203,19 +203,7 @@ pub(crate) fn token_grant_account(
     rowid: i64,
     token_hash: &str,
 ) -> rusqlite::Result<Option<TokenGrantAccount>> {
-    let mut st = c.prepare_cached(
-        "SELECT t.id, t.token_hash, t.kind, t.grant_id, t.account_id, t.client_id, t.scope,
-                t.created_at, t.expires_at, t.revoked_at, t.used_at, t.replaced_by,
-                g.id, g.authorization_id, g.account_id, g.client_id, g.scope, g.created_at,
-                g.refresh_expires_at, g.revoked_at, g.revoked_reason,
-                a.id, a.username, a.password_hash, a.plan, a.is_operator, a.status,
-                a.status_reason, a.created_at, a.anomaly_auto_revoke, a.rotation_policy_days,
-                a.rotation_policy_enforce
-         FROM oauth_tokens t
-         JOIN oauth_grants g ON g.id = t.grant_id
-         JOIN accounts a ON a.id = t.account_id
-         WHERE t.rowid = ?1 AND t.token_hash = ?2",
-    )?;
+    let mut st = c.prepare_cached(crate::TOKEN_LOOKUP)?;
     st.query_row(rusqlite::params![rowid, token_hash], |r| {
         Ok((
             crate::OAuthTokenRow {

@@ -226,6 +226,24 @@ const SESSION_COLS: &str =
 /// How long a consumed code is remembered for replay detection (beyond its family's life).
 const CODE_MEMORY_SECONDS: i64 = 31 * 86_400;
 
+/// A token by rowid (`?1`) and digest (`?2`), with its grant and account (migration 0015,
+/// ADR 0022). A token is used when a successor names it in `replaces` (found through the index
+/// `oauth_tokens_successor`), or, if it was rotated before migration 0015, by its own `used_at`;
+/// `used_at` and `replaced_by` are read as the successor's issue time and id.
+pub const TOKEN_LOOKUP: &str = "SELECT t.id, t.token_hash, t.kind, t.grant_id, t.account_id,
+        t.client_id, t.scope, t.created_at, t.expires_at, t.revoked_at,
+        COALESCE(t.used_at, s.created_at), COALESCE(t.replaced_by, s.id),
+        g.id, g.authorization_id, g.account_id, g.client_id, g.scope, g.created_at,
+        g.refresh_expires_at, g.revoked_at, g.revoked_reason,
+        a.id, a.username, a.password_hash, a.plan, a.is_operator, a.status,
+        a.status_reason, a.created_at, a.anomaly_auto_revoke, a.rotation_policy_days,
+        a.rotation_policy_enforce
+     FROM oauth_tokens t
+     JOIN oauth_grants g ON g.id = t.grant_id
+     JOIN accounts a ON a.id = t.account_id
+     LEFT JOIN oauth_tokens s ON s.replaces = t.seq
+     WHERE t.seq = ?1 AND t.token_hash = ?2";
+
 /// Access tokens that expired before `$1`, at most `$2` of them (through the partial index
 /// `oauth_tokens_access_expiry`, migration 0012).
 pub const PURGE_ACCESS_TOKENS: &str = "DELETE FROM oauth_tokens WHERE rowid IN (

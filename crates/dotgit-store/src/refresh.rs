@@ -224,23 +224,15 @@ fn rotate(
         Ok(i) => i,
         Err(r) => return Ok(Rotated::Refused(r)),
     };
-    let n = c
-        .prepare_cached(
-            "UPDATE oauth_tokens SET used_at = ?1, replaced_by = ?2
-             WHERE rowid = ?3 AND used_at IS NULL AND revoked_at IS NULL",
-        )
-        .and_then(|mut st| st.execute(params![now, issued.refresh.id, rowid]))
-        .map_err(hot)?;
-    if n != 1 {
-        return Ok(Rotated::Inactive);
-    }
+    // the consumed token's row is not written: its successor names it (`replaces`, migration
+    // 0015), and the unique index on that column admits one successor only
     rows.push((
         issued.access.token_hash.clone(),
-        insert_token(c, &issued.access)?,
+        insert_token(c, &issued.access, None)?,
     ));
     rows.push((
         issued.refresh.token_hash.clone(),
-        insert_token(c, &issued.refresh)?,
+        insert_token(c, &issued.refresh, Some(rowid))?,
     ));
     let e = (w.events)(
         types::OAUTH_TOKEN_REFRESHED,
@@ -266,11 +258,13 @@ fn revoke_family(c: &Connection, grant_id: &str, reason: &str, now: i64) -> rusq
     Ok(())
 }
 
-/// Inserts a token; returns its rowid.
-fn insert_token(c: &Connection, t: &OAuthTokenRow) -> Result<i64> {
+/// Inserts a token, the successor of the refresh token at rowid `replaces` if given; returns its
+/// rowid.
+fn insert_token(c: &Connection, t: &OAuthTokenRow, replaces: Option<i64>) -> Result<i64> {
     let r = c
         .prepare_cached(&format!(
-            "INSERT INTO oauth_tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO oauth_tokens ({}, replaces)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             crate::oauth::TOKEN_COLS
         ))
         .and_then(|mut st| {
@@ -287,6 +281,7 @@ fn insert_token(c: &Connection, t: &OAuthTokenRow) -> Result<i64> {
                 t.revoked_at,
                 t.used_at,
                 t.replaced_by,
+                replaces,
             ])
         });
     match r {

@@ -67,6 +67,12 @@ async fn found(store: &Store, hash: &str) -> Option<String> {
         .map(|(t, _, _)| t.id)
 }
 
+/// A token's `used_at` and `replaced_by`, as the store reads them.
+async fn used(store: &Store, hash: &str) -> (Option<i64>, Option<String>) {
+    let (t, _, _) = store.oauth_token_by_hash(hash).await.unwrap().unwrap();
+    (t.used_at, t.replaced_by)
+}
+
 fn new_token(id: &str, hash: &str, kind: &str) -> OAuthTokenRow {
     OAuthTokenRow {
         id: id.into(),
@@ -146,6 +152,29 @@ async fn tokens_stored_before_0015_are_found_and_rotate_through_the_map() {
     token(&raw, "tok_r1", &r1, "refresh", NOW + 30 * 86_400).await;
     token(&raw, "tok_r2", &r2, "refresh", NOW + 30 * 86_400).await;
     token(&raw, "tok_a1", &a1, "access", NOW + 7_200).await;
+    // a refresh token rotated before 0015, its own row marked, in a family of its own
+    sqlx::query(
+        "INSERT INTO oauth_grants (id, authorization_id, account_id, client_id, scope, created_at,
+         refresh_expires_at) VALUES ('g2', 'oaz', 'acct', 'dgc', 'repo:read', $1, $2)",
+    )
+    .bind(NOW - 100)
+    .bind(NOW + 30 * 86_400)
+    .execute(&raw)
+    .await
+    .unwrap();
+    let old = digest("abcdef0123456789", '0');
+    sqlx::query(
+        "INSERT INTO oauth_tokens (id, token_hash, kind, grant_id, account_id, client_id, scope,
+         created_at, expires_at, used_at, replaced_by)
+         VALUES ('tok_old', $1, 'refresh', 'g2', 'acct', 'dgc', 'repo:read', $2, $3, $4, 'tok_x')",
+    )
+    .bind(&old)
+    .bind(NOW - 100)
+    .bind(NOW + 30 * 86_400)
+    .bind(NOW - 50)
+    .execute(&raw)
+    .await
+    .unwrap();
     raw.close().await;
 
     let store = Store::open(&db).await.unwrap();
@@ -158,7 +187,11 @@ async fn tokens_stored_before_0015_are_found_and_rotate_through_the_map() {
     .await
     .unwrap();
     assert_eq!(digest_indexes, 0, "no index on the digest is left");
-    assert_eq!(store.warm_token_index().await.unwrap(), 3);
+    assert_eq!(store.warm_token_index().await.unwrap(), 4);
+    assert_eq!(
+        used(&store, &old).await,
+        (Some(NOW - 50), Some("tok_x".into()))
+    );
 
     assert_eq!(found(&store, &r1).await.as_deref(), Some("tok_r1"));
     assert_eq!(found(&store, &r2).await.as_deref(), Some("tok_r2"));
@@ -178,20 +211,22 @@ async fn tokens_stored_before_0015_are_found_and_rotate_through_the_map() {
     ));
     assert_eq!(found(&store, &a2).await.as_deref(), Some("tok_new_a2"));
     assert_eq!(found(&store, &r3).await.as_deref(), Some("tok_new_r2"));
-    let (used, replaced): (Option<i64>, Option<String>) =
-        sqlx::query_as("SELECT used_at, replaced_by FROM oauth_tokens WHERE id = 'tok_r2'")
-            .fetch_one(&raw)
-            .await
-            .unwrap();
-    assert_eq!(used, Some(NOW));
-    assert_eq!(replaced.as_deref(), Some("tok_new_r2"));
+    // the consumed token reads as used, replaced by its successor, whose row names it; its own
+    // row is not written
+    assert_eq!(
+        used(&store, &r2).await,
+        (Some(NOW), Some("tok_new_r2".into()))
+    );
+    let (raw_used, names): (Option<i64>, bool) = sqlx::query_as(
+        "SELECT p.used_at, s.replaces = p.seq FROM oauth_tokens p, oauth_tokens s
+         WHERE p.id = 'tok_r2' AND s.id = 'tok_new_r2'",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    assert_eq!((raw_used, names), (None, true));
     // the one it shares a key with is untouched
-    let (used,): (Option<i64>,) =
-        sqlx::query_as("SELECT used_at FROM oauth_tokens WHERE id = 'tok_r1'")
-            .fetch_one(&raw)
-            .await
-            .unwrap();
-    assert_eq!(used, None);
+    assert_eq!(used(&store, &r1).await, (None, None));
     // presented again: reuse, the family revoked
     assert!(matches!(
         rotate(
@@ -220,9 +255,21 @@ async fn tokens_stored_before_0015_are_found_and_rotate_through_the_map() {
     // after a restart the map is loaded from the table
     store.close().await;
     let store = Store::open(&db).await.unwrap();
-    assert_eq!(store.warm_token_index().await.unwrap(), 5);
+    assert_eq!(store.warm_token_index().await.unwrap(), 6);
     assert_eq!(found(&store, &r3).await.as_deref(), Some("tok_new_r2"));
     assert_eq!(found(&store, &r1).await.as_deref(), Some("tok_r1"));
+    // presented again after the upgrade, the token rotated before it is reuse
+    assert!(matches!(
+        rotate(
+            &store,
+            &old,
+            5,
+            &digest("7777777777777777", '2'),
+            &digest("8888888888888888", '2')
+        )
+        .await,
+        Rotated::Reused
+    ));
     store.close().await;
 }
 
@@ -343,19 +390,9 @@ async fn a_rotation_that_fails_in_a_batch_is_rolled_back_alone() {
     assert_eq!(found(&store, &r1).await.as_deref(), Some("tok_new_r1"));
     assert_eq!(found(&store, &r3).await.as_deref(), Some("tok_new_r3"));
     assert_eq!(found(&store, &a2).await, None);
-    let used: Vec<(String, Option<i64>)> =
-        sqlx::query_as("SELECT id, used_at FROM oauth_tokens WHERE id LIKE 'tok_r_' ORDER BY id")
-            .fetch_all(&raw)
-            .await
-            .unwrap();
-    assert_eq!(
-        used,
-        [
-            ("tok_r0".to_owned(), Some(NOW)),
-            ("tok_r1".to_owned(), None),
-            ("tok_r2".to_owned(), Some(NOW))
-        ]
-    );
+    assert_eq!(used(&store, &r[0]).await.0, Some(NOW));
+    assert_eq!(used(&store, &r[1]).await, (None, None), "rolled back");
+    assert_eq!(used(&store, &r[2]).await.0, Some(NOW));
     let (events,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE type = 'oauth.token_refreshed'")
             .fetch_one(&raw)

@@ -10,7 +10,7 @@
 
 use dotgit_store::{
     audit_rows_sql, AuditFilter, Store, EXPIRY_DUE, KEY_PROBE, PURGE_ACCESS_TOKENS, PURGE_GRANTS,
-    PURGE_REFRESH_TOKENS,
+    PURGE_REFRESH_TOKENS, TOKEN_LOOKUP,
 };
 use sqlx::Row;
 
@@ -72,6 +72,26 @@ async fn the_expiry_recorder_searches_an_index_instead_of_scanning_the_keys() {
     assert!(
         plan.iter()
             .any(|d| d.contains("USING INDEX api_keys_expiry_due")),
+        "{plan:?}"
+    );
+    assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{plan:?}");
+}
+
+/// An OAuth token is read by rowid (the map in memory found it, ADR 0022), and whether it was
+/// rotated through the successor index; nothing is scanned.
+#[tokio::test]
+async fn a_token_is_read_by_rowid_and_its_successor_through_an_index() {
+    let plan = plan_of(TOKEN_LOOKUP).await;
+    assert!(
+        plan.iter()
+            .any(|d| d.starts_with("SEARCH t USING INTEGER PRIMARY KEY (rowid=?)")),
+        "{plan:?}"
+    );
+    assert!(
+        plan.iter().any(
+            |d| d.contains("USING COVERING INDEX oauth_tokens_successor (replaces=?)")
+                || d.contains("USING INDEX oauth_tokens_successor (replaces=?)")
+        ),
         "{plan:?}"
     );
     assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{plan:?}");
@@ -185,7 +205,13 @@ async fn the_tables_a_refresh_writes_have_no_index_without_a_reader() {
         ),
         (
             "oauth_tokens",
-            &["oauth_tokens_access_expiry", "oauth_tokens_refresh_issued"][..],
+            // the purge's two, and the successor index `TOKEN_LOOKUP` reads (its entries arrive
+            // in about the order tokens were issued)
+            &[
+                "oauth_tokens_access_expiry",
+                "oauth_tokens_refresh_issued",
+                "oauth_tokens_successor",
+            ][..],
         ),
     ] {
         let mut names: Vec<String> = sqlx::query_scalar(
