@@ -6,7 +6,8 @@
 //! pool's writer connection (so no other write interleaves), and runs the batch on a rusqlite
 //! connection of its own in one blocking call — one transaction, one commit and one fsync for
 //! the batch (a job that fails makes the batch run again one transaction a job, so that it is
-//! rolled back alone) — then answers each job. While a batch commits, the next one gathers; under load, many rotations share a sync.
+//! rolled back alone) — then answers each job. While a batch commits, the next one gathers;
+//! under load, many rotations share a sync.
 //!
 //! What must hold is unchanged: reuse of a rotated token is detected inside the transaction that
 //! would rotate it, exactly one presentation of a token wins, and nothing is answered before the

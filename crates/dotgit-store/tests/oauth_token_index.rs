@@ -20,17 +20,9 @@ fn digest(head: &str, tail: char) -> String {
     format!("{head}{}", tail.to_string().repeat(48))
 }
 
+/// The parties, and grant `g1`, live for 30 days.
 async fn family(raw: &SqlitePool) {
-    for sql in [
-        "INSERT INTO accounts (id, username, password_hash, plan, created_at)
-         VALUES ('acct', 'alice', 'x', 'free', 0)",
-        "INSERT INTO oauth_apps (client_id, account_id, name, redirect_uris, confidential,
-         allowed_scopes, created_at) VALUES ('dgc', 'acct', 'CI', '[]', 0, 'repo:read', 0)",
-        "INSERT INTO oauth_authorizations (id, account_id, client_id, scope, created_at,
-         updated_at) VALUES ('oaz', 'acct', 'dgc', 'repo:read', 0, 0)",
-    ] {
-        sqlx::query(sql).execute(raw).await.unwrap();
-    }
+    common::oauth_parties(raw).await;
     sqlx::query(
         "INSERT INTO oauth_grants (id, authorization_id, account_id, client_id, scope, created_at,
          refresh_expires_at) VALUES ('g1', 'oaz', 'acct', 'dgc', 'repo:read', $1, $2)",

@@ -38,19 +38,15 @@ async fn tokens_issued_before_0014_survive_the_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("dotgit.db");
     let pool = common::database_before(dir.path(), &db, "0014").await;
-    for sql in [
-        "INSERT INTO accounts (id, username, password_hash, plan, created_at)
-         VALUES ('acct', 'alice', 'x', 'free', 0)",
-        "INSERT INTO oauth_apps (client_id, account_id, name, redirect_uris, confidential,
-         allowed_scopes, created_at) VALUES ('dgc', 'acct', 'CI', '[]', 0, 'repo:read', 0)",
-        "INSERT INTO oauth_authorizations (id, account_id, client_id, scope, created_at,
-         updated_at) VALUES ('oaz', 'acct', 'dgc', 'repo:read', 0, 0)",
+    common::oauth_parties(&pool).await;
+    sqlx::query(
         "INSERT INTO oauth_grants (id, authorization_id, account_id, client_id, scope, created_at,
          refresh_expires_at, revoked_at, revoked_reason)
          VALUES ('g1', 'oaz', 'acct', 'dgc', 'repo:read', 0, 100, 50, 'refresh token reused')",
-    ] {
-        sqlx::query(sql).execute(&pool).await.unwrap();
-    }
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     // a rotated refresh token, its successor (revoked with the family, as 0003 marked them),
     // and an access token
     for (id, kind, created, expires, revoked, used, replaced) in [

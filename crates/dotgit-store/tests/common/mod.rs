@@ -47,3 +47,18 @@ pub async fn database_before(scratch: &Path, db: &Path, before: &str) -> SqliteP
         .unwrap();
     pool
 }
+
+/// The parties of an OAuth grant: account `acct` (alice), public app `dgc` and its authorization
+/// `oaz` (scope `repo:read`), as the OAuth tests' rows expect them.
+pub async fn oauth_parties(pool: &SqlitePool) {
+    for sql in [
+        "INSERT INTO accounts (id, username, password_hash, plan, created_at)
+         VALUES ('acct', 'alice', 'x', 'free', 0)",
+        "INSERT INTO oauth_apps (client_id, account_id, name, redirect_uris, confidential,
+         allowed_scopes, created_at) VALUES ('dgc', 'acct', 'CI', '[]', 0, 'repo:read', 0)",
+        "INSERT INTO oauth_authorizations (id, account_id, client_id, scope, created_at,
+         updated_at) VALUES ('oaz', 'acct', 'dgc', 'repo:read', 0, 0)",
+    ] {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    }
+}
