@@ -619,16 +619,17 @@ impl Store {
             format!("SELECT {TOKEN_COLS} FROM oauth_tokens WHERE rowid = $1 AND token_hash = $2");
         let mut found = None;
         for rowid in rowids {
-            found = sqlx::query_as::<_, OAuthTokenRow>(&q)
+            if let Some(t) = sqlx::query_as::<_, OAuthTokenRow>(&q)
                 .bind(rowid)
                 .bind(token_hash)
                 .fetch_optional(&mut *tx)
-                .await?;
-            if found.is_some() {
+                .await?
+            {
+                found = Some((rowid, t));
                 break;
             }
         }
-        let Some(tok) = found else {
+        let Some((rowid, tok)) = found else {
             return Ok(TokenRevocation::NoEffect);
         };
         if tok.client_id != client_id {
@@ -645,10 +646,10 @@ impl Store {
             TokenRevocation::Family
         } else {
             sqlx::query(
-                "UPDATE oauth_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                "UPDATE oauth_tokens SET revoked_at = $1 WHERE seq = $2 AND revoked_at IS NULL",
             )
             .bind(now)
-            .bind(&tok.id)
+            .bind(rowid)
             .execute(&mut *tx)
             .await?;
             invalidate(&mut tx, "oauth_token", &tok.id, now).await?;

@@ -9,7 +9,8 @@
 --
 -- Two more changes ride on the rebuild:
 -- * `seq INTEGER PRIMARY KEY` names the rowid, so that a VACUUM keeps it: the map and
---   `replaces` hold rowids.
+--   `replaces` hold rowids. The token's `id` is no longer a key: no statement looks a token up
+--   by it (revocation writes the row by `seq`), and its index took two entries a rotation.
 -- * A rotation no longer writes the consumed token's row (`used_at`, `replaced_by`). Its
 --   successor names it in `replaces`, and a token is used when a successor names it (or, for
 --   rotations before this migration, when its `used_at` is set). The consumed rows of a batch
@@ -18,7 +19,7 @@
 --   issued, at the index's last pages. The index is UNIQUE: a token has one successor at most.
 CREATE TABLE oauth_tokens_new (
     seq         INTEGER PRIMARY KEY,
-    id          TEXT NOT NULL UNIQUE,
+    id          TEXT NOT NULL,
     token_hash  TEXT NOT NULL,
     kind        TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
     grant_id    TEXT NOT NULL,
