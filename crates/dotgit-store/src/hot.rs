@@ -187,18 +187,28 @@ pub(crate) fn oauth_token_by_hash(
         return Ok(None);
     }
     with(path, |c| {
-        for rowid in rowids {
-            if let Some(found) = token_grant_account(c, rowid, token_hash)? {
-                return Ok(Some(found));
-            }
-        }
-        Ok(None)
+        Ok(token_at_one_of(c, &rowids, token_hash)?.map(|(_, t)| t))
     })
 }
 
-/// The statement behind [`oauth_token_by_hash`], on any connection (the refresh writer runs it
-/// inside its transaction): the token at `rowid` if its digest is `token_hash`.
-pub(crate) fn token_grant_account(
+/// The token with digest `token_hash` at the first of `rowids` (the token index's candidates)
+/// that holds it, and that rowid, on any connection (the refresh writer runs it inside its
+/// transaction).
+pub(crate) fn token_at_one_of(
+    c: &Connection,
+    rowids: &[i64],
+    token_hash: &str,
+) -> rusqlite::Result<Option<(i64, TokenGrantAccount)>> {
+    for &rowid in rowids {
+        if let Some(found) = token_grant_account(c, rowid, token_hash)? {
+            return Ok(Some((rowid, found)));
+        }
+    }
+    Ok(None)
+}
+
+/// The statement behind [`token_at_one_of`]: the token at `rowid` if its digest is `token_hash`.
+fn token_grant_account(
     c: &Connection,
     rowid: i64,
     token_hash: &str,

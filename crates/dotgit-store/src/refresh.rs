@@ -181,13 +181,8 @@ fn rotate(
     chain: &mut Option<(String, i64)>,
 ) -> Outcome {
     let hot = |e| StoreError::Hot(e);
-    let mut found = None;
-    for rowid in tokens.candidates(&w.token_hash)? {
-        if let Some(t) = hot::token_grant_account(c, rowid, &w.token_hash).map_err(hot)? {
-            found = Some((rowid, t));
-            break;
-        }
-    }
+    let rowids = tokens.candidates(&w.token_hash)?;
+    let found = hot::token_at_one_of(c, &rowids, &w.token_hash).map_err(hot)?;
     let Some((rowid, (tok, grant, acct))) = found else {
         return Ok(Rotated::Unknown);
     };

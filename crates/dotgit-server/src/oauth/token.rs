@@ -192,12 +192,12 @@ fn suspended(acct: &AccountRow) -> bool {
     AccountStatus::parse(&acct.status) == AccountStatus::Suspended
 }
 
-fn token_response(t: &NewTokens, scope: &str) -> Response {
+fn token_response(access: &Secret, refresh: &Secret, scope: &str) -> Response {
     let mut resp = Json(TokenResponse {
-        access_token: t.access_secret.expose().to_owned(),
+        access_token: access.expose().to_owned(),
         token_type: "Bearer",
         expires_in: ACCESS_TOKEN_SECONDS,
-        refresh_token: t.refresh_secret.expose().to_owned(),
+        refresh_token: refresh.expose().to_owned(),
         scope: scope.to_owned(),
     })
     .into_response();
@@ -297,7 +297,11 @@ async fn code_grant(
         )
         .await?;
     match outcome {
-        Redeemed::Issued => Ok(token_response(&t, &scope_out)),
+        Redeemed::Issued => Ok(token_response(
+            &t.access_secret,
+            &t.refresh_secret,
+            &scope_out,
+        )),
         Redeemed::Unknown => Err(ApiError::invalid_grant(
             "code: invalid, expired or already used",
         )),
@@ -333,12 +337,13 @@ async fn refresh_grant(
         _ => return Err(ApiError::invalid_grant("refresh_token: invalid")),
     };
     let now = s.now();
-    let t = new_tokens(&client.app.client_id, now)?;
-    let (client_id, access, refresh) = (
-        client.app.client_id.clone(),
-        t.access.clone(),
-        t.refresh.clone(),
-    );
+    let NewTokens {
+        access_secret,
+        refresh_secret,
+        access,
+        refresh,
+    } = new_tokens(&client.app.client_id, now)?;
+    let client_id = client.app.client_id.clone();
     let outcome =
         s.store
             .rotate_refresh(
@@ -386,7 +391,11 @@ async fn refresh_grant(
             )
             .await?;
     match outcome {
-        Rotated::Issued(issued) => Ok(token_response(&t, &issued.access.scope)),
+        Rotated::Issued(issued) => Ok(token_response(
+            &access_secret,
+            &refresh_secret,
+            &issued.access.scope,
+        )),
         Rotated::Unknown | Rotated::Inactive => Err(ApiError::invalid_grant(
             "refresh_token: invalid, expired or revoked",
         )),
