@@ -37,7 +37,8 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 /// synced to disk one by one, it syncs both files' WALs at least once a second while it writes
 /// and when it pauses (see `append_audit_with_networks`), and every synced commit of the other
 /// writers (all class A/B changes, `synchronous=FULL`) syncs the database file's WAL, audit
-/// frames in it included. The refresh writer opens it with `FULL`.
+/// frames in it included. The refresh writer opens it with `FULL` (and turns the foreign keys
+/// off: `refresh::open`).
 pub(crate) fn open_writer(path: &Path, synchronous: &str) -> rusqlite::Result<Connection> {
     let c = Connection::open_with_flags(
         path,

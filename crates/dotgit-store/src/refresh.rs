@@ -97,7 +97,7 @@ async fn run(
         let mut slot = audit::lock_fresh(&conn);
         let c = match slot.as_mut() {
             Some(c) => c,
-            None => slot.insert(hot::open_writer(&path, "FULL")?),
+            None => slot.insert(open(&path)?),
         };
         let r = batch(c, &tokens, work);
         if r.is_err() {
@@ -112,6 +112,18 @@ async fn run(
         Ok(Err(e)) => failed(format!("refresh batch: {e}")),
         Err(e) => failed(e.to_string()),
     }
+}
+
+/// The writer's connection. It checks no foreign key: the two on `oauth_tokens` (its account and
+/// its app) cost four index searches a rotation, and answer nothing a rotation does not know.
+/// The new tokens name the consumed token's account and app (`rotate` refuses any others), that
+/// token was read in the same transaction, and its parents exist: every other connection checks
+/// foreign keys, so deleting an account or app deletes its tokens with it. This connection
+/// deletes nothing (so no cascade of its own is skipped).
+fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let c = hot::open_writer(path, "FULL")?;
+    c.pragma_update(None, "foreign_keys", false)?;
+    Ok(c)
 }
 
 /// Runs a batch. Every rotation goes into one transaction, with no savepoints: a savepoint per
@@ -220,6 +232,16 @@ fn rotate(
         Ok(i) => i,
         Err(r) => return Ok(Rotated::Refused(r)),
     };
+    // the writer checks no foreign key (`open`): the new tokens' parents are the consumed
+    // token's, which exist
+    if [&issued.access, &issued.refresh]
+        .iter()
+        .any(|t| t.account_id != tok.account_id || t.client_id != tok.client_id)
+    {
+        return Err(StoreError::Internal(
+            "a rotation's tokens must belong to the consumed token's account and app".into(),
+        ));
+    }
     // the consumed token's row is not written: its successor names it (`replaces`, migration
     // 0015), and the unique index on that column admits one successor only
     rows.push((

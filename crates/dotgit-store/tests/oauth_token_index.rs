@@ -467,3 +467,91 @@ async fn a_batch_of_rotations_extends_one_audit_chain() {
     assert!(store.verify_audit_chain().await.unwrap().is_ok());
     store.close().await;
 }
+
+/// Rows of `oauth_tokens` whose account or app is missing.
+async fn orphans(raw: &SqlitePool) -> usize {
+    sqlx::query("PRAGMA foreign_key_check(oauth_tokens)")
+        .fetch_all(raw)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn rotations_write_tokens_only_under_the_consumed_tokens_account_and_app() {
+    // the refresh writer checks no foreign key (refresh::open): what it inserts must name parents
+    // that exist, which the consumed token's do
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let store = Store::open(&db).await.unwrap();
+    let raw = common::pool(&db).await;
+    family(&raw).await;
+    let r: Vec<String> = (0..3)
+        .map(|i| digest(&format!("{:016x}", 0x10 + i), '1'))
+        .collect();
+    for (i, h) in r.iter().enumerate() {
+        token(&raw, &format!("tok_r{i}"), h, "refresh", NOW + 30 * 86_400).await;
+    }
+    let (a0, f0) = (
+        digest("2000000000000000", '2'),
+        digest("3000000000000000", '3'),
+    );
+    assert!(matches!(
+        rotate(&store, &r[0], 0, &a0, &f0).await,
+        Rotated::Issued(_)
+    ));
+    assert_eq!(orphans(&raw).await, 0);
+
+    // a check that hands back tokens of another account or app is refused, nothing written
+    let (a1, f1) = (
+        digest("2100000000000000", '2'),
+        digest("3100000000000000", '3'),
+    );
+    for (account, client) in [("nobody", "dgc"), ("acct", "dgc_nobody")] {
+        let (a, f) = (a1.clone(), f1.clone());
+        let out = store
+            .rotate_refresh(
+                &r[1],
+                NOW,
+                move |_, _, _| -> Result<IssuedTokens, ()> {
+                    let mut access = new_token("tok_x_a", &a, "access");
+                    let mut refresh = new_token("tok_x_r", &f, "refresh");
+                    refresh.account_id = account.into();
+                    access.client_id = client.into();
+                    Ok(IssuedTokens {
+                        grant: None,
+                        access,
+                        refresh,
+                    })
+                },
+                event,
+            )
+            .await;
+        assert!(matches!(out, Err(StoreError::Internal(_))), "{out:?}");
+    }
+    assert_eq!(found(&store, &a1).await, None);
+    assert_eq!(found(&store, &f1).await, None);
+    assert_eq!(used(&store, &r[1]).await, (None, None));
+    assert_eq!(orphans(&raw).await, 0);
+
+    // the app deleted (its tokens go with it): its last token is unknown, nothing is inserted
+    sqlx::query("DELETE FROM oauth_apps WHERE client_id = 'dgc'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let (a2, f2) = (
+        digest("2200000000000000", '2'),
+        digest("3200000000000000", '3'),
+    );
+    assert!(matches!(
+        rotate(&store, &r[2], 2, &a2, &f2).await,
+        Rotated::Unknown
+    ));
+    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM oauth_tokens")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(orphans(&raw).await, 0);
+    store.close().await;
+}
