@@ -1018,10 +1018,12 @@ async fn edge(req: Request, next: Next) -> Response {
     // the connection's future, and a write transaction cancelled between two statements would
     // leave SQLite's single writer connection inside a transaction (every later write failing).
     // Detached, the request finishes — and commits or rolls back — whatever the client does.
+    // Introspection (RFC 7662) is a POST that writes nothing (it reads the token and the client,
+    // as a GET does), so it runs in the connection's task: no spawn and wake-up a request.
     let detach = !matches!(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    );
+    ) && req.uri().path() != "/oauth/introspect";
     let work = REQUEST_ID
         .scope(id, async move {
             if let Some(q) = req.uri().query() {
