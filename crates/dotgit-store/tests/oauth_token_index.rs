@@ -138,6 +138,28 @@ async fn rotate(store: &Store, hash: &str, n: u32, access: &str, refresh: &str) 
     try_rotate(store, hash, n, access, refresh).await.unwrap()
 }
 
+/// A fresh store with grant `g1` and `n` refresh tokens of it (`tok_r0`, `tok_r1`, …) whose
+/// digests begin with `first`, `first + 1`, … (16 hex characters) and go on with `tail`; the
+/// directory lasts as long as the returned guard.
+async fn refresh_tokens(
+    n: u64,
+    first: u64,
+    tail: char,
+) -> (tempfile::TempDir, Store, SqlitePool, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let store = Store::open(&db).await.unwrap();
+    let raw = common::pool(&db).await;
+    family(&raw).await;
+    let r: Vec<String> = (0..n)
+        .map(|i| digest(&format!("{:016x}", first + i), tail))
+        .collect();
+    for (i, h) in r.iter().enumerate() {
+        token(&raw, &format!("tok_r{i}"), h, "refresh", NOW + 30 * 86_400).await;
+    }
+    (dir, store, raw, r)
+}
+
 #[tokio::test]
 async fn tokens_stored_before_0015_are_found_and_rotate_through_the_map() {
     let dir = tempfile::tempdir().unwrap();
@@ -348,17 +370,7 @@ async fn the_purge_forgets_the_tokens_it_deletes() {
 
 #[tokio::test]
 async fn a_rotation_that_fails_in_a_batch_is_rolled_back_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dotgit.db");
-    let store = Store::open(&db).await.unwrap();
-    let raw = common::pool(&db).await;
-    family(&raw).await;
-    let r: Vec<String> = (1..=3)
-        .map(|i| digest(&format!("{:016x}", 0xa0 + i), 'a'))
-        .collect();
-    for (i, h) in r.iter().enumerate() {
-        token(&raw, &format!("tok_r{i}"), h, "refresh", NOW + 30 * 86_400).await;
-    }
+    let (_dir, store, raw, r) = refresh_tokens(3, 0xa1, 'a').await;
     // the second rotation's new refresh token is refused by the table after its new access
     // token was inserted
     let new = |i: u32| {
@@ -406,17 +418,7 @@ async fn a_rotation_that_fails_in_a_batch_is_rolled_back_alone() {
 
 #[tokio::test]
 async fn a_batch_of_rotations_extends_one_audit_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dotgit.db");
-    let store = Store::open(&db).await.unwrap();
-    let raw = common::pool(&db).await;
-    family(&raw).await;
-    let r: Vec<String> = (0..8)
-        .map(|i| digest(&format!("{:016x}", 0xd0 + i), 'd'))
-        .collect();
-    for (i, h) in r.iter().enumerate() {
-        token(&raw, &format!("tok_r{i}"), h, "refresh", NOW + 30 * 86_400).await;
-    }
+    let (_dir, store, raw, r) = refresh_tokens(8, 0xd0, 'd').await;
     // eight rotations queued together, the last presenting the first's token again (reuse:
     // two more events, the family revoked); one batch, one head of the log read
     let mut jobs = Vec::new();
@@ -481,17 +483,7 @@ async fn orphans(raw: &SqlitePool) -> usize {
 async fn rotations_write_tokens_only_under_the_consumed_tokens_account_and_app() {
     // the refresh writer checks no foreign key (refresh::open): what it inserts must name parents
     // that exist, which the consumed token's do
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("dotgit.db");
-    let store = Store::open(&db).await.unwrap();
-    let raw = common::pool(&db).await;
-    family(&raw).await;
-    let r: Vec<String> = (0..3)
-        .map(|i| digest(&format!("{:016x}", 0x10 + i), '1'))
-        .collect();
-    for (i, h) in r.iter().enumerate() {
-        token(&raw, &format!("tok_r{i}"), h, "refresh", NOW + 30 * 86_400).await;
-    }
+    let (_dir, store, raw, r) = refresh_tokens(3, 0x10, '1').await;
     let (a0, f0) = (
         digest("2000000000000000", '2'),
         digest("3000000000000000", '3'),
