@@ -78,6 +78,8 @@ pub struct Store {
     refresh: std::sync::Arc<std::sync::OnceLock<refresh::Queue>>,
     /// OAuth tokens by digest (ADR 0022; loaded on first use or by [`Store::warm_token_index`]).
     tokens: std::sync::Arc<token_index::TokenIndex>,
+    /// Where the purge's walks of the token table stand (ADR 0019, second addendum).
+    purge_cursors: std::sync::Arc<std::sync::Mutex<oauth::PurgeCursors>>,
 }
 
 pub(crate) const ACCOUNT_COLS: &str =
@@ -190,6 +192,7 @@ impl Store {
             audit_writer: Default::default(),
             refresh: Default::default(),
             tokens: std::sync::Arc::new(token_index::TokenIndex::new(path.to_owned())),
+            purge_cursors: Default::default(),
         })
     }
 

@@ -244,18 +244,15 @@ pub const TOKEN_LOOKUP: &str = "SELECT t.id, t.token_hash, t.kind, t.grant_id, t
      LEFT JOIN oauth_tokens s ON s.replaces = t.seq
      WHERE t.seq = ?1 AND t.token_hash = ?2";
 
-/// Access tokens that expired before `$1`, at most `$2` of them (through the partial index
-/// `oauth_tokens_access_expiry`, migration 0012).
-pub const PURGE_ACCESS_TOKENS: &str = "DELETE FROM oauth_tokens WHERE rowid IN (
-    SELECT rowid FROM oauth_tokens WHERE kind = 'access' AND expires_at < $1 LIMIT $2)";
-/// Refresh tokens, rotated or not, issued more than a refresh lifetime (`$3`) before `$1`, at
-/// most `$2` of them, oldest first (through the partial index `oauth_tokens_refresh_issued`,
-/// migration 0014). A refresh token ends with its grant, a refresh lifetime after the grant
-/// began and so at most one after the token was issued: each of these ended before `$1`. The
-/// second condition says so, and keeps any token that has not.
-pub const PURGE_REFRESH_TOKENS: &str = "DELETE FROM oauth_tokens WHERE rowid IN (
-    SELECT rowid FROM oauth_tokens WHERE kind = 'refresh' AND created_at < $1 - $3
-    AND expires_at < $1 ORDER BY created_at LIMIT $2)";
+/// The next tokens after the purge's place in the table (`$1`), at most `$2` of them, in the
+/// order they were issued (ADR 0019, second addendum): a walk of the table's own b-tree from
+/// that `seq`, no index (`tests/plans.rs`).
+pub const PURGE_WALK: &str = "SELECT seq, kind, created_at, expires_at FROM oauth_tokens
+    WHERE seq > $1 ORDER BY seq LIMIT $2";
+/// Deletes the tokens of kind `$3` with `seq` in (`$1`, `$2`]: the walk found every one of them
+/// ended. Their digests and `seq`s come back for the token index (ADR 0022).
+pub const PURGE_TOKENS: &str = "DELETE FROM oauth_tokens WHERE seq > $1 AND seq <= $2 AND kind = $3
+    RETURNING token_hash, seq";
 /// The grants whose refresh lifetime ended before `$1`, at most `$2` of them, oldest first
 /// (through `oauth_grants_refresh_expiry`, migration 0012). Their tokens go by their own ends
 /// (above); one that outlives its grant's row is refused as an unknown token.
@@ -271,6 +268,57 @@ pub struct OAuthPurged {
     pub refresh_tokens: u64,
     /// Ended grants.
     pub grants: u64,
+    /// The transaction stopped at its limits, not because it had found everything: another
+    /// may find more.
+    pub more: bool,
+}
+
+/// Where the purge's walks of `oauth_tokens` stand (ADR 0019, second addendum): every access
+/// token with a `seq` up to `access` is gone, and so is every refresh token up to `refresh`.
+/// In memory: a new process starts both at 0 and walks the table once.
+#[derive(Debug, Default)]
+pub(crate) struct PurgeCursors {
+    access: i64,
+    refresh: i64,
+}
+
+/// A token as the purge's walk reads it.
+#[derive(sqlx::FromRow)]
+struct Walked {
+    seq: i64,
+    kind: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+/// How far a walk from `from` over `rows` (the next tokens in `seq` order) may delete tokens
+/// of `kind`: up to the last of at most `batch` tokens of that kind that `ended` says are
+/// done, stopping before the first that is not. Every token of the kind that it passes has
+/// ended. Returns the new place, and whether the walk stopped at a limit (more may follow)
+/// rather than at a live token.
+fn walk(
+    from: i64,
+    rows: &[Walked],
+    kind: &str,
+    batch: u64,
+    scan_limit: usize,
+    ended: impl Fn(&Walked) -> bool,
+) -> (i64, bool) {
+    let (mut to, mut n) = (from, 0u64);
+    for r in rows {
+        if r.kind == kind {
+            if !ended(r) {
+                return (to, false);
+            }
+            if n == batch {
+                return (to, true);
+            }
+            n += 1;
+        }
+        to = r.seq;
+    }
+    // every row read was passed: more may follow if the read was cut short
+    (to, rows.len() == scan_limit)
 }
 
 impl Store {
@@ -757,33 +805,63 @@ impl Store {
     /// token is issued after its grant began, so it stays at least as long as its family can
     /// still be refreshed, which is as long as replay detection needs it. The caller passes a
     /// `before` some time in the past, so that a recently expired token is still there to be
-    /// refused as expired. Each statement searches an index whose entries arrive in the order
-    /// it deletes them (migrations 0012 and 0014, `tests/plans.rs`).
+    /// refused as expired.
+    ///
+    /// Tokens are found by walking the table in issue order (`seq`) from where the last walk of
+    /// their kind stopped, at most `4 × batch` rows a walk, up to the first token of the kind
+    /// that has not ended (ADR 0019, second addendum). An access token ends two hours after it
+    /// was issued and a refresh token is done a refresh lifetime after, so the first live one
+    /// is where the ended ones stop. A token that breaks that order (the clock stepped back
+    /// while it was issued) holds the walk until it ends: the purge may be late, never early.
+    /// Grants are found through `oauth_grants_refresh_expiry` (migration 0012).
     pub async fn purge_ended_oauth(
         &self,
         before: i64,
         refresh_lifetime: i64,
         batch: i64,
     ) -> Result<OAuthPurged> {
+        let batch_n = u64::try_from(batch.max(1)).unwrap_or(1);
+        let scan_limit = usize::try_from(batch_n.saturating_mul(4)).unwrap_or(usize::MAX);
+        let (from_access, from_refresh) = {
+            let c = self.purge_cursors.lock().unwrap_or_else(|p| p.into_inner());
+            (c.access, c.refresh)
+        };
         let mut tx = self.begin_write().await?;
+        let mut read = async |from: i64| -> Result<Vec<Walked>> {
+            Ok(sqlx::query_as::<_, Walked>(PURGE_WALK)
+                .bind(from)
+                .bind(i64::try_from(scan_limit).unwrap_or(i64::MAX))
+                .fetch_all(&mut *tx)
+                .await?)
+        };
+        let rows = read(from_access).await?;
+        let (to_access, more_access) =
+            walk(from_access, &rows, "access", batch_n, scan_limit, |r| {
+                r.expires_at < before
+            });
+        let rows = read(from_refresh).await?;
+        let (to_refresh, more_refresh) =
+            walk(from_refresh, &rows, "refresh", batch_n, scan_limit, |r| {
+                r.created_at < before.saturating_sub(refresh_lifetime) && r.expires_at < before
+            });
         // the tokens' digests and rowids come back, for the token index (ADR 0022)
         let mut gone: Vec<(String, i64)> = Vec::new();
-        let mut delete_tokens = async |sql: &str, lifetime: Option<i64>| -> Result<u64> {
-            let sql = format!("{sql} RETURNING token_hash, rowid");
-            let q = sqlx::query_as::<_, (String, i64)>(&sql)
-                .bind(before)
-                .bind(batch);
-            let q = match lifetime {
-                Some(l) => q.bind(l),
-                None => q,
-            };
-            let rows = q.fetch_all(&mut *tx).await?;
+        let mut delete = async |from: i64, to: i64, kind: &str| -> Result<u64> {
+            if to <= from {
+                return Ok(0);
+            }
+            let rows = sqlx::query_as::<_, (String, i64)>(PURGE_TOKENS)
+                .bind(from)
+                .bind(to)
+                .bind(kind)
+                .fetch_all(&mut *tx)
+                .await?;
             let n = rows.len() as u64;
             gone.extend(rows);
             Ok(n)
         };
-        let access_tokens = delete_tokens(PURGE_ACCESS_TOKENS, None).await?;
-        let refresh_tokens = delete_tokens(PURGE_REFRESH_TOKENS, Some(refresh_lifetime)).await?;
+        let access_tokens = delete(from_access, to_access, "access").await?;
+        let refresh_tokens = delete(from_refresh, to_refresh, "refresh").await?;
         let grants = sqlx::query(PURGE_GRANTS)
             .bind(before)
             .bind(batch)
@@ -791,12 +869,19 @@ impl Store {
             .await?
             .rows_affected();
         tx.commit().await?;
+        {
+            // a purge that ran meanwhile may have gone further
+            let mut c = self.purge_cursors.lock().unwrap_or_else(|p| p.into_inner());
+            c.access = c.access.max(to_access);
+            c.refresh = c.refresh.max(to_refresh);
+        }
         self.tokens
             .remove(gone.iter().map(|(h, r)| (h.as_str(), *r)))?;
         Ok(OAuthPurged {
             access_tokens,
             refresh_tokens,
             grants,
+            more: more_access || more_refresh || grants == batch_n,
         })
     }
 

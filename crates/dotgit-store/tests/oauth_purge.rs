@@ -71,94 +71,162 @@ async fn ids(raw: &SqlitePool, table: &str) -> Vec<String> {
 const LIFETIME: i64 = 100;
 const CUT: i64 = 1_000;
 
+/// What a purge at `cut` with `batch` deleted.
+async fn purge(store: &Store, cut: i64, batch: i64) -> OAuthPurged {
+    store.purge_ended_oauth(cut, LIFETIME, batch).await.unwrap()
+}
+
+fn purged(access_tokens: u64, refresh_tokens: u64, grants: u64, more: bool) -> OAuthPurged {
+    OAuthPurged {
+        access_tokens,
+        refresh_tokens,
+        grants,
+        more,
+    }
+}
+
+// The tokens are inserted in the order they were issued, as the server issues them: the purge
+// walks the table in that order (its `seq`), and a refresh token ends with its family, at most
+// a refresh lifetime after it was issued.
+
 #[tokio::test]
 async fn ended_rows_go_and_live_ones_stay() {
     let (_dir, store, raw) = setup().await;
-    // a live family: one access token expired before the cut, one at it, a rotated refresh
-    // token and the current one (both end with the family)
-    grant(&raw, "g_live", 5_000).await;
-    token(&raw, "a_old", "access", "g_live", 0, 999).await;
-    token(&raw, "a_cut", "access", "g_live", 0, 1_000).await;
-    token(&raw, "r_used", "refresh", "g_live", 850, 5_000).await;
-    token(&raw, "r_now", "refresh", "g_live", 950, 5_000).await;
-    // an ended family: its refresh tokens issued a lifetime before the cut go, one issued
-    // exactly then stays (strictly before goes), and its access token goes by its own expiry
-    grant(&raw, "g_ended", 999).await;
-    token(&raw, "e_access", "access", "g_ended", 990, 2_000).await;
-    token(&raw, "e_used", "refresh", "g_ended", 850, 999).await;
-    token(&raw, "e_now", "refresh", "g_ended", 899, 999).await;
-    token(&raw, "e_edge", "refresh", "g_ended", 900, 999).await;
-    // a family that ends exactly at the cut stays, and so does its old refresh token: a token
-    // goes only once it has ended, whenever it was issued
+    // a family that ended before the cut, one that ends exactly at it, and a live one
+    grant(&raw, "g_ended", 899).await;
     grant(&raw, "g_cut", 1_000).await;
-    token(&raw, "c_now", "refresh", "g_cut", 800, 1_000).await;
+    grant(&raw, "g_live", 5_000).await;
+    // the ended family's rotated and last refresh tokens go, and its access token goes by its
+    // own expiry, like the live family's first one
+    token(&raw, "e_used", "refresh", "g_ended", 850, 899).await;
+    token(&raw, "e_access", "access", "g_ended", 850, 999).await;
+    token(&raw, "e_now", "refresh", "g_ended", 899, 899).await;
+    token(&raw, "a_old", "access", "g_live", 899, 999).await;
+    // a refresh token issued exactly a lifetime before the cut stays (strictly before goes),
+    // and so does an access token that expires at the cut
+    token(&raw, "c_now", "refresh", "g_cut", 900, 1_000).await;
+    token(&raw, "a_cut", "access", "g_live", 900, 1_000).await;
+    token(&raw, "r_used", "refresh", "g_live", 950, 5_000).await;
+    token(&raw, "r_now", "refresh", "g_live", 960, 5_000).await;
 
-    let p = store.purge_ended_oauth(CUT, LIFETIME, 500).await.unwrap();
-    assert_eq!(
-        p,
-        OAuthPurged {
-            access_tokens: 1,
-            refresh_tokens: 2,
-            grants: 1
-        }
-    );
+    assert_eq!(purge(&store, CUT, 500).await, purged(2, 2, 1, false));
     assert_eq!(
         ids(&raw, "oauth_tokens").await,
-        ["a_cut", "c_now", "e_access", "e_edge", "r_now", "r_used"]
+        ["a_cut", "c_now", "r_now", "r_used"]
     );
     assert_eq!(ids(&raw, "oauth_grants").await, ["g_cut", "g_live"]);
     // nothing more to do
-    let again = store.purge_ended_oauth(CUT, LIFETIME, 500).await.unwrap();
-    assert_eq!(again, OAuthPurged::default());
+    assert_eq!(purge(&store, CUT, 500).await, OAuthPurged::default());
+    // a second later the family that ended at the cut goes, and so do its token and the
+    // access token that expired at the cut
+    assert_eq!(purge(&store, CUT + 1, 500).await, purged(1, 1, 1, false));
+    assert_eq!(ids(&raw, "oauth_tokens").await, ["r_now", "r_used"]);
 }
 
 #[tokio::test]
-async fn a_transaction_deletes_at_most_a_batch_of_each() {
+async fn a_transaction_deletes_at_most_a_batch_of_each_in_the_order_they_were_issued() {
     let (_dir, store, raw) = setup().await;
     grant(&raw, "g_live", 5_000).await;
-    for i in 0..5 {
-        token(&raw, &format!("a{i}"), "access", "g_live", 0, 10 + i).await;
+    for g in 0..3 {
+        grant(&raw, &format!("g{g}"), 20 + g).await;
     }
-    // issued newest first, so that "oldest first" is not the insertion order
-    for g in (0..3).rev() {
-        let id = format!("g{g}");
-        grant(&raw, &id, 20 + g).await;
-        token(&raw, &format!("{id}_r"), "refresh", &id, 10 + g, 20 + g).await;
-        token(&raw, &format!("{id}_a"), "access", &id, 10 + g, 5_000).await;
+    // ended access tokens and ended families' refresh tokens, interleaved, then a live pair
+    for (id, kind, grant_id, created, expires) in [
+        ("a0", "access", "g_live", 0, 10),
+        ("a1", "access", "g_live", 1, 11),
+        ("g0_r", "refresh", "g0", 10, 20),
+        ("a2", "access", "g_live", 11, 12),
+        ("g1_r", "refresh", "g1", 11, 21),
+        ("a3", "access", "g_live", 12, 13),
+        ("g2_r", "refresh", "g2", 12, 22),
+        ("a4", "access", "g_live", 13, 14),
+        ("live_a", "access", "g_live", 990, 5_000),
+        ("live_r", "refresh", "g_live", 990, 5_000),
+    ] {
+        token(&raw, id, kind, grant_id, created, expires).await;
     }
-    let first = store.purge_ended_oauth(CUT, LIFETIME, 2).await.unwrap();
-    assert_eq!(
-        first,
-        OAuthPurged {
-            access_tokens: 2,
-            refresh_tokens: 2,
-            grants: 2
-        }
-    );
-    // the oldest first: the grants that ended first, the refresh tokens issued first
-    assert_eq!(ids(&raw, "oauth_grants").await, ["g2", "g_live"]);
+    // the first issued first; the grants that ended first first
+    assert_eq!(purge(&store, CUT, 2).await, purged(2, 2, 2, true));
     assert_eq!(
         ids(&raw, "oauth_tokens").await,
-        ["a2", "a3", "a4", "g0_a", "g1_a", "g2_a", "g2_r"]
+        ["a2", "a3", "a4", "g2_r", "live_a", "live_r"]
     );
-    let second = store.purge_ended_oauth(CUT, LIFETIME, 2).await.unwrap();
-    assert_eq!(
-        second,
-        OAuthPurged {
-            access_tokens: 2,
-            refresh_tokens: 1,
-            grants: 1
-        }
-    );
-    let third = store.purge_ended_oauth(CUT, LIFETIME, 2).await.unwrap();
-    assert_eq!(
-        third,
-        OAuthPurged {
-            access_tokens: 1,
-            ..Default::default()
-        }
-    );
-    // the access tokens of ended grants wait for their own expiry
-    assert_eq!(ids(&raw, "oauth_tokens").await, ["g0_a", "g1_a", "g2_a"]);
+    assert_eq!(ids(&raw, "oauth_grants").await, ["g2", "g_live"]);
+    assert_eq!(purge(&store, CUT, 2).await, purged(2, 1, 1, true));
+    assert_eq!(purge(&store, CUT, 2).await, purged(1, 0, 0, false));
+    assert_eq!(ids(&raw, "oauth_tokens").await, ["live_a", "live_r"]);
     assert_eq!(ids(&raw, "oauth_grants").await, ["g_live"]);
+    assert_eq!(purge(&store, CUT, 2).await, OAuthPurged::default());
+}
+
+#[tokio::test]
+async fn a_walk_reads_a_bounded_number_of_rows_and_goes_on_where_it_stopped() {
+    let (_dir, store, raw) = setup().await;
+    grant(&raw, "g_live", 5_000).await;
+    // ten live refresh tokens in front of an ended access token: a batch of 1 reads 4 rows
+    for i in 0..10 {
+        token(&raw, &format!("r{i:02}"), "refresh", "g_live", 990, 5_000).await;
+    }
+    token(&raw, "a_old", "access", "g_live", 990, 999).await;
+    token(&raw, "a_live", "access", "g_live", 990, 5_000).await;
+    // two walks of 4 rows pass 8 refresh tokens and find nothing to delete, but say that
+    // there is more to walk; the third reaches the access token
+    assert_eq!(purge(&store, CUT, 1).await, purged(0, 0, 0, true));
+    assert_eq!(purge(&store, CUT, 1).await, purged(0, 0, 0, true));
+    assert_eq!(purge(&store, CUT, 1).await, purged(1, 0, 0, false));
+    assert_eq!(ids(&raw, "oauth_tokens").await.len(), 11);
+    assert!(!ids(&raw, "oauth_tokens")
+        .await
+        .contains(&"a_old".to_owned()));
+}
+
+/// A token whose expiry is out of issue order (the clock stepped back while it was issued)
+/// holds the walk back until the token before it ends: later, never earlier.
+#[tokio::test]
+async fn a_token_out_of_order_is_purged_late_never_early() {
+    let (_dir, store, raw) = setup().await;
+    grant(&raw, "g_live", 5_000).await;
+    token(&raw, "a_live", "access", "g_live", 900, 1_200).await;
+    token(&raw, "a_stepped_back", "access", "g_live", 700, 900).await;
+    assert_eq!(purge(&store, CUT, 500).await, OAuthPurged::default());
+    assert_eq!(
+        ids(&raw, "oauth_tokens").await,
+        ["a_live", "a_stepped_back"]
+    );
+    assert_eq!(purge(&store, 1_201, 500).await, purged(2, 0, 0, false));
+    assert!(ids(&raw, "oauth_tokens").await.is_empty());
+}
+
+/// Once the newest tokens are deleted (their account or app deleted), a new token still gets a
+/// `seq` past every one given before, so the walk, which has passed the old ones, finds it. With
+/// SQLite's default rowids it would take the deleted tokens' `seq`s and never be purged.
+#[tokio::test]
+async fn a_seq_is_never_given_twice_so_the_walk_finds_tokens_issued_after_deletions() {
+    let (_dir, store, raw) = setup().await;
+    grant(&raw, "g_live", 5_000).await;
+    for i in 0..3 {
+        token(&raw, &format!("a{i}"), "access", "g_live", 0, 10).await;
+    }
+    assert_eq!(purge(&store, CUT, 500).await, purged(3, 0, 0, false));
+    token(&raw, "a_next", "access", "g_live", 20, 30).await;
+    let seq: i64 = sqlx::query_scalar("SELECT seq FROM oauth_tokens WHERE id = 'a_next'")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(seq, 4);
+    assert_eq!(purge(&store, CUT, 500).await, purged(1, 0, 0, false));
+    assert!(ids(&raw, "oauth_tokens").await.is_empty());
+}
+
+/// A new process starts its walks at the table's first row.
+#[tokio::test]
+async fn a_reopened_store_walks_the_table_again_from_its_start() {
+    let (dir, store, raw) = setup().await;
+    grant(&raw, "g_live", 5_000).await;
+    token(&raw, "a_live", "access", "g_live", 900, 1_200).await;
+    assert_eq!(purge(&store, CUT, 500).await, OAuthPurged::default());
+    store.close().await;
+    let store = Store::open(&dir.path().join("dotgit.db")).await.unwrap();
+    assert_eq!(purge(&store, 1_201, 500).await, purged(1, 0, 0, false));
+    assert!(ids(&raw, "oauth_tokens").await.is_empty());
 }

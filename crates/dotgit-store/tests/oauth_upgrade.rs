@@ -92,11 +92,87 @@ async fn tokens_issued_before_0014_survive_the_upgrade() {
         OAuthPurged {
             access_tokens: 0,
             refresh_tokens: 2,
-            grants: 1
+            grants: 1,
+            more: false
         }
     );
     store.close().await;
     let pool = common::pool(&db).await;
     let left: Vec<String> = rows(&pool).await.into_iter().map(|r| r.0).collect();
     assert_eq!(left, ["t3"]);
+}
+
+/// Upgrading a database made before migration 0016 (the token table rebuilt with
+/// `AUTOINCREMENT`, its two purge indexes dropped) keeps every token and its `seq`, and a new
+/// token gets a `seq` past the largest there ever was, even once the newest tokens are gone.
+#[tokio::test]
+async fn tokens_issued_before_0016_keep_their_seq_and_no_seq_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let pool = common::database_before(dir.path(), &db, "0016").await;
+    common::oauth_parties(&pool).await;
+    sqlx::query(
+        "INSERT INTO oauth_grants (id, authorization_id, account_id, client_id, scope, created_at,
+         refresh_expires_at) VALUES ('g1', 'oaz', 'acct', 'dgc', 'repo:read', 0, 100)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let insert = "INSERT INTO oauth_tokens (seq, id, token_hash, kind, grant_id, account_id,
+         client_id, scope, created_at, expires_at, replaces)
+         VALUES ($1, $2, $3, $4, 'g1', 'acct', 'dgc', 'repo:read', 0, 100, $5)";
+    for (seq, id, kind, replaces) in [
+        (3, "t3", "refresh", None),
+        (7, "t7", "refresh", Some(3)),
+        (9, "t9", "access", None),
+    ] {
+        sqlx::query(insert)
+            .bind(seq)
+            .bind(id)
+            .bind(format!("hash-of-{id}"))
+            .bind(kind)
+            .bind(replaces)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let seqs = async |pool: &sqlx::SqlitePool| -> Vec<(i64, String, Option<i64>)> {
+        sqlx::query_as("SELECT seq, id, replaces FROM oauth_tokens ORDER BY seq")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    };
+    let before = seqs(&pool).await;
+    pool.close().await;
+
+    let store = Store::open(&db).await.unwrap();
+    store.close().await;
+    let pool = common::pool(&db).await;
+    assert_eq!(seqs(&pool).await, before);
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'oauth_tokens'
+         AND sql IS NOT NULL ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes, ["oauth_tokens_successor"]);
+    // the newest token goes (as a cascade would delete it); the next one still gets a new seq
+    sqlx::query("DELETE FROM oauth_tokens WHERE seq = 9")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO oauth_tokens (id, token_hash, kind, grant_id, account_id, client_id, scope,
+         created_at, expires_at) VALUES ('t10', 'h', 'access', 'g1', 'acct', 'dgc', 'repo:read',
+         0, 100)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM oauth_tokens WHERE id = 't10'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(seq, 10);
 }

@@ -2,15 +2,16 @@
 //! an index, so their cost does not grow with the number of keys (a scan of 1M keys every 5 s
 //! held SQLite's write lock for 0.3 s); the API-key probe on the request path reads one index
 //! and no page of the key table (one leaf page per probe instead of two). The OAuth purge, on the
-//! same timer, finds ended tokens and grants through indexes, not by reading every token. The
+//! same timer, finds ended grants through an index and ended tokens by walking the token table
+//! from a `seq`, not by reading every token. The
 //! audit filters read the index they need, and the tables every refresh writes carry no index
 //! that no statement reads (each would be one more page a row).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dotgit_store::{
-    audit_rows_sql, AuditFilter, Store, EXPIRY_DUE, KEY_PROBE, PURGE_ACCESS_TOKENS, PURGE_GRANTS,
-    PURGE_REFRESH_TOKENS, TOKEN_LOOKUP,
+    audit_rows_sql, AuditFilter, Store, EXPIRY_DUE, KEY_PROBE, PURGE_GRANTS, PURGE_TOKENS,
+    PURGE_WALK, TOKEN_LOOKUP,
 };
 use sqlx::Row;
 
@@ -98,19 +99,30 @@ async fn a_token_is_read_by_rowid_and_its_successor_through_an_index() {
 }
 
 #[tokio::test]
-async fn the_oauth_purge_finds_ended_tokens_and_grants_through_indexes() {
-    for (sql, index) in [
-        (PURGE_ACCESS_TOKENS, "oauth_tokens_access_expiry"),
-        (PURGE_REFRESH_TOKENS, "oauth_tokens_refresh_issued"),
-        (PURGE_GRANTS, "oauth_grants_refresh_expiry"),
-    ] {
+async fn the_oauth_purge_finds_ended_grants_through_an_index_and_tokens_from_a_seq() {
+    // the tokens: a walk of the table's b-tree from a `seq`, in order, and a delete of a range
+    // of `seq`s; neither sorts, and neither reads an index
+    for sql in [PURGE_WALK, PURGE_TOKENS] {
         let plan = plan_of(sql).await;
-        assert!(plan.iter().any(|d| d.contains(index)), "{sql}: {plan:?}");
         assert!(
-            !plan.iter().any(|d| d.starts_with("SCAN")),
+            plan.iter()
+                .any(|d| d.starts_with("SEARCH oauth_tokens USING INTEGER PRIMARY KEY (rowid>?")),
+            "{sql}: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN")
+                || d.contains("TEMP B-TREE")
+                || d.contains(" INDEX ")),
             "{sql}: {plan:?}"
         );
     }
+    let plan = plan_of(PURGE_GRANTS).await;
+    assert!(
+        plan.iter()
+            .any(|d| d.contains("oauth_grants_refresh_expiry")),
+        "{plan:?}"
+    );
+    assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{plan:?}");
 }
 
 /// Every filter on a credential the audit API can build, with the index it must read: the
@@ -205,13 +217,9 @@ async fn the_tables_a_refresh_writes_have_no_index_without_a_reader() {
         ),
         (
             "oauth_tokens",
-            // the purge's two, and the successor index `TOKEN_LOOKUP` reads (its entries arrive
-            // in about the order tokens were issued)
-            &[
-                "oauth_tokens_access_expiry",
-                "oauth_tokens_refresh_issued",
-                "oauth_tokens_successor",
-            ][..],
+            // the successor index `TOKEN_LOOKUP` reads (its entries arrive in about the order
+            // tokens were issued); the purge walks the table itself (migration 0016)
+            &["oauth_tokens_successor"][..],
         ),
     ] {
         let mut names: Vec<String> = sqlx::query_scalar(

@@ -58,10 +58,8 @@ pub async fn purge_ended(state: &AppState) -> dotgit_store::OAuthPurged {
                 total.access_tokens += p.access_tokens;
                 total.refresh_tokens += p.refresh_tokens;
                 total.grants += p.grants;
-                if [p.access_tokens, p.refresh_tokens, p.grants]
-                    .iter()
-                    .all(|n| *n < PURGE_BATCH as u64)
-                {
+                total.more = p.more;
+                if !p.more {
                     break;
                 }
             }
@@ -71,7 +69,7 @@ pub async fn purge_ended(state: &AppState) -> dotgit_store::OAuthPurged {
             }
         }
     }
-    if total != dotgit_store::OAuthPurged::default() {
+    if total.access_tokens + total.refresh_tokens + total.grants > 0 {
         tracing::info!(
             access_tokens = total.access_tokens,
             refresh_tokens = total.refresh_tokens,
