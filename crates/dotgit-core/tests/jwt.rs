@@ -796,7 +796,7 @@ mod verifier {
         let u = decode_unverified(&token).unwrap();
         assert_eq!(u.kid(), KID);
         assert_eq!(u.sub(), ACCOUNT);
-        assert_eq!(u.jti(), Some("j-1"));
+        assert_eq!(u.jti().as_deref(), Some("j-1"));
         let dbg = format!("{u:?}");
         assert!(!dbg.contains(token.split('.').nth(1).unwrap()), "{dbg}");
         assert!(!dbg.contains(token.split('.').nth(2).unwrap()), "{dbg}");

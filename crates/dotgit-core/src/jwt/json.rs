@@ -7,7 +7,9 @@
 //! `"a"` and `"\u0061"` are the same name. Nesting depth is bounded by serde_json's limit.
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 /// Why a text is not a strict JSON object.
@@ -21,93 +23,211 @@ pub(crate) enum JsonError {
     NotObject,
 }
 
-/// Parses `bytes` as one JSON object, refusing non-UTF-8 and duplicate member names.
+/// A JSON value whose strings and member names are borrowed from the text wherever they hold no
+/// escape: a token's claims are read without an allocation per string.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Val<'a> {
+    Null,
+    Bool(bool),
+    Number(Number),
+    Str(Cow<'a, str>),
+    Array(Vec<Val<'a>>),
+    Object(Obj<'a>),
+}
+
+impl<'a> Val<'a> {
+    /// The string, if this is one.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is an integer that fits an `i64` (as [`Value::as_i64`]).
+    pub(crate) fn as_i64(&self) -> Option<i64> {
+        match self {
+            Val::Number(n) => n.as_i64(),
+            _ => None,
+        }
+    }
+
+    /// The same value, owned, as serde_json builds it.
+    pub(crate) fn into_value(self) -> Value {
+        match self {
+            Val::Null => Value::Null,
+            Val::Bool(b) => Value::Bool(b),
+            Val::Number(n) => Value::Number(n),
+            Val::Str(s) => Value::String(s.into_owned()),
+            Val::Array(a) => Value::Array(a.into_iter().map(Val::into_value).collect()),
+            Val::Object(o) => Value::Object(o.into_map()),
+        }
+    }
+}
+
+/// An object's members in text order, no name twice.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Obj<'a>(Vec<(Cow<'a, str>, Val<'a>)>);
+
+impl<'a> Obj<'a> {
+    /// The member named `name` (names compared after unescaping).
+    pub(crate) fn get(&self, name: &str) -> Option<&Val<'a>> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Whether a member is named `name`.
+    pub(crate) fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    fn into_map(self) -> Map<String, Value> {
+        self.0
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v.into_value()))
+            .collect()
+    }
+}
+
+/// Parses `bytes` as one JSON object, refusing non-UTF-8 and duplicate member names, and
+/// borrowing what it can from `bytes`.
 ///
 /// One pass: the values are built by a visitor that refuses a member name its object already
 /// holds (parsing once to find duplicates and again into values cost twice the time).
-pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
+pub(crate) fn parse<'a>(bytes: &'a [u8]) -> Result<Obj<'a>, JsonError> {
     let text = std::str::from_utf8(bytes).map_err(|_| JsonError::NotUtf8)?;
     // the visitor's only data error is the duplicate one; syntax errors (and serde_json's
     // nesting limit) surface as syntax errors
-    match serde_json::from_str::<Strict>(text) {
-        Ok(Strict(Value::Object(m))) => Ok(m),
+    match serde_json::from_str::<Strict<'a>>(text) {
+        Ok(Strict(Val::Object(m))) => Ok(m),
         Ok(_) => Err(JsonError::NotObject),
         Err(e) if e.is_data() => Err(JsonError::DuplicateMember),
         Err(_) => Err(JsonError::NotObject),
     }
 }
 
-/// Any JSON value, refused if an object in it repeats a member name.
-struct Strict(Value);
+/// [`parse`], owned, as a `serde_json` map.
+pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
+    parse(bytes).map(Obj::into_map)
+}
 
-impl<'de> Deserialize<'de> for Strict {
+/// Any JSON value, refused if an object in it repeats a member name.
+struct Strict<'a>(Val<'a>);
+
+impl<'de> Deserialize<'de> for Strict<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(StrictVisitor)
     }
 }
 
+/// A member name, borrowed from the text when it holds no escape.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(NameVisitor)
+    }
+}
+
+struct NameVisitor;
+
+impl<'de> Visitor<'de> for NameVisitor {
+    type Value = Name<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Owned(v)))
+    }
+}
+
+/// Members an object may have before its names are checked through a hash set instead of one
+/// by one (a token of thousands of tiny members must not cost a quadratic search).
+const LINEAR_NAMES: usize = 16;
+
 struct StrictVisitor;
 
 impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Strict;
+    type Value = Strict<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Strict, E> {
-        Ok(Strict(Value::Bool(v)))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Strict<'de>, E> {
+        Ok(Strict(Val::Bool(v)))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Strict, E> {
-        Ok(Strict(Value::from(v)))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Strict<'de>, E> {
+        Ok(Strict(Val::Number(v.into())))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Strict, E> {
-        Ok(Strict(Value::from(v)))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Strict<'de>, E> {
+        Ok(Strict(Val::Number(v.into())))
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Strict, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Strict<'de>, E> {
         // JSON text has no NaN or infinity, so this is always a number
-        Ok(Strict(
-            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
-        ))
+        Ok(Strict(Number::from_f64(v).map_or(Val::Null, Val::Number)))
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Strict, E> {
-        Ok(Strict(Value::String(v.to_owned())))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Strict<'de>, E> {
+        Ok(Strict(Val::Str(Cow::Borrowed(v))))
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Strict, E> {
-        Ok(Strict(Value::String(v)))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Strict<'de>, E> {
+        Ok(Strict(Val::Str(Cow::Owned(v.to_owned()))))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Strict, E> {
-        Ok(Strict(Value::Null))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Strict<'de>, E> {
+        Ok(Strict(Val::Str(Cow::Owned(v))))
     }
 
-    fn visit_none<E: de::Error>(self) -> Result<Strict, E> {
-        Ok(Strict(Value::Null))
+    fn visit_unit<E: de::Error>(self) -> Result<Strict<'de>, E> {
+        Ok(Strict(Val::Null))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+    fn visit_none<E: de::Error>(self) -> Result<Strict<'de>, E> {
+        Ok(Strict(Val::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict<'de>, A::Error> {
         let mut out = Vec::new();
-        while let Some(Strict(v)) = seq.next_element::<Strict>()? {
+        while let Some(Strict(v)) = seq.next_element::<Strict<'de>>()? {
             out.push(v);
         }
-        Ok(Strict(Value::Array(out)))
+        Ok(Strict(Val::Array(out)))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict<'de>, A::Error> {
+        let mut out: Vec<(Cow<'de, str>, Val<'de>)> = Vec::new();
+        let mut names: Option<HashSet<Cow<'de, str>>> = None;
+        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+            let repeated = match &mut names {
+                Some(set) => !set.insert(name.clone()),
+                None => out.iter().any(|(n, _)| *n == name),
+            };
+            if repeated {
                 return Err(de::Error::custom("duplicate member name"));
             }
-            let Strict(v) = map.next_value::<Strict>()?;
-            out.insert(key, v);
+            if names.is_none() && out.len() + 1 >= LINEAR_NAMES {
+                let mut set: HashSet<Cow<'de, str>> = out.iter().map(|(n, _)| n.clone()).collect();
+                set.insert(name.clone());
+                names = Some(set);
+            }
+            let Strict(v) = map.next_value::<Strict<'de>>()?;
+            out.push((name, v));
         }
-        Ok(Strict(Value::Object(out)))
+        Ok(Strict(Val::Object(Obj(out))))
     }
 }
 
@@ -131,6 +251,44 @@ mod tests {
             Err(JsonError::DuplicateMember)
         );
         assert!(parse_object(br#"{"x":[{"a":1},{"a":1}]}"#).is_ok());
+    }
+
+    #[test]
+    fn names_and_strings_without_escapes_are_borrowed() {
+        let text = br#"{"iss":"acme","k\u0069d":"a\nb","n":{"x":"y"}}"#;
+        let o = parse(text).unwrap();
+        let Some(Val::Str(Cow::Borrowed("acme"))) = o.get("iss") else {
+            panic!("{o:?}")
+        };
+        // an escaped name is compared unescaped, and an escaped string is owned
+        assert_eq!(o.get("kid"), Some(&Val::Str(Cow::Owned("a\nb".into()))));
+        assert!(matches!(&o.0[1].0, Cow::Owned(n) if n == "kid"));
+        assert!(o.contains_key("n") && !o.contains_key("x"));
+    }
+
+    /// Past [`LINEAR_NAMES`] members the names go through a hash set: a repeat is still found,
+    /// wherever the two are, escaped or not, at the top level or nested.
+    #[test]
+    fn duplicates_are_refused_in_objects_of_any_size() {
+        for n in [LINEAR_NAMES - 2, LINEAR_NAMES - 1, LINEAR_NAMES, 40, 1_000] {
+            let members: Vec<String> = (0..n).map(|i| format!(r#""m{i}":{i}"#)).collect();
+            let members = members.join(",");
+            assert_eq!(
+                parse(format!("{{{members}}}").as_bytes()).unwrap().0.len(),
+                n
+            );
+            let last = format!("m{}", n - 1);
+            for again in ["m0", r"m\u0030", "m7", last.as_str()] {
+                let twice = format!(r#"{{{members},"{again}":1}}"#);
+                assert_eq!(
+                    parse(twice.as_bytes()),
+                    Err(JsonError::DuplicateMember),
+                    "{n} {again}"
+                );
+            }
+            let nested = format!(r#"{{"x":[{{{members},"m3":0}}]}}"#);
+            assert_eq!(parse(nested.as_bytes()), Err(JsonError::DuplicateMember));
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::net::Cidr;
 use crate::scope::ScopeSet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use json::{Obj, Val};
 use std::fmt;
 
 /// Longest token looked at; anything longer is refused before any decoding.
@@ -229,7 +229,9 @@ impl JwtError {
 pub struct Unverified {
     kid: String,
     sub: String,
-    claims: Map<String, Value>,
+    /// The claim set's JSON, checked strict when decoded and read again (borrowed) by
+    /// [`verify`]: cheaper than building owned values for every member.
+    payload: Vec<u8>,
     signing_input: String,
     signature: Vec<u8>,
 }
@@ -255,8 +257,14 @@ impl Unverified {
     }
 
     /// The `jti` claim if it is a string, unverified.
-    pub fn jti(&self) -> Option<&str> {
-        self.claims.get("jti").and_then(Value::as_str)
+    pub fn jti(&self) -> Option<String> {
+        let claims = self.claims().ok()?;
+        claims.get("jti").and_then(Val::as_str).map(str::to_owned)
+    }
+
+    /// The claim set, borrowed from [`Unverified::payload`] (which decoding found strict).
+    fn claims(&self) -> Result<Obj<'_>, JwtError> {
+        json::parse(&self.payload).map_err(|e| json_error(e, false))
     }
 }
 
@@ -322,10 +330,17 @@ pub fn decode_unverified(token: &str) -> Result<Unverified, JwtError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwtError::TooLong);
     }
-    let segments: Vec<&str> = token.split('.').collect();
-    let (h, p, s) = match segments.as_slice() {
-        [h, p, s] => (*h, *p, *s),
-        [_, _, _, _, _] => return Err(JwtError::Jwe),
+    let mut segments = token.split('.');
+    let (h, p, s) = match (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) {
+        (Some(h), Some(p), Some(s), None) => (h, p, s),
+        (Some(_), Some(_), Some(_), Some(_)) if segments.clone().count() == 1 => {
+            return Err(JwtError::Jwe)
+        }
         _ => return Err(JwtError::NotCompactJws),
     };
     if [h, p, s].iter().any(|seg| seg.is_empty()) {
@@ -335,23 +350,24 @@ pub fn decode_unverified(token: &str) -> Result<Unverified, JwtError> {
     // outside the base64url alphabet, padding and non-canonical trailing bits: a separate pass
     // over the bytes first would only repeat it
     let header_bytes = base64url(h)?;
-    let payload_bytes = base64url(p)?;
+    let payload = base64url(p)?;
     let signature = base64url(s)?;
 
-    let header = json::parse_object(&header_bytes).map_err(|e| json_error(e, true))?;
+    let header = json::parse(&header_bytes).map_err(|e| json_error(e, true))?;
     let kid = check_header(&header)?;
 
-    let claims = json::parse_object(&payload_bytes).map_err(|e| json_error(e, false))?;
+    let claims = json::parse(&payload).map_err(|e| json_error(e, false))?;
     let sub = match claims.get("sub") {
         None => return Err(JwtError::MissingSubject),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_SUB_LEN => s.clone(),
+        Some(Val::Str(s)) if !s.is_empty() && s.len() <= MAX_SUB_LEN => s.to_string(),
         Some(_) => return Err(JwtError::InvalidSubject),
     };
+    drop(claims);
 
     Ok(Unverified {
         kid,
         sub,
-        claims,
+        payload,
         signing_input: token[..h.len() + 1 + p.len()].to_owned(),
         signature,
     })
@@ -367,10 +383,10 @@ fn json_error(e: json::JsonError, header: bool) -> JwtError {
 }
 
 /// The JOSE header rules; returns the `kid`.
-fn check_header(header: &Map<String, Value>) -> Result<String, JwtError> {
+fn check_header(header: &Obj<'_>) -> Result<String, JwtError> {
     match header.get("alg") {
         None => return Err(JwtError::MissingAlg),
-        Some(Value::String(a)) if a == "RS256" => {}
+        Some(Val::Str(a)) if a == "RS256" => {}
         Some(_) => return Err(JwtError::UnsupportedAlg),
     }
     if header.contains_key("crit") {
@@ -380,22 +396,20 @@ fn check_header(header: &Map<String, Value>) -> Result<String, JwtError> {
     // input; `zip` and `enc` belong to JWE. None is supported.
     if ["cty", "b64", "zip", "enc"]
         .iter()
-        .any(|k| header.contains_key(*k))
+        .any(|k| header.contains_key(k))
     {
         return Err(JwtError::UnsupportedHeader);
     }
     match header.get("typ") {
         None => {}
-        Some(Value::String(t))
+        Some(Val::Str(t))
             if t.eq_ignore_ascii_case("JWT") || t.eq_ignore_ascii_case("application/jwt") => {}
         Some(_) => return Err(JwtError::BadTyp),
     }
     // jku, x5u, jwk, x5c, x5t, x5t#S256: deliberately never read.
     match header.get("kid") {
         None => Err(JwtError::MissingKid),
-        Some(Value::String(k)) if !k.is_empty() && k.chars().count() <= MAX_KID_LEN => {
-            Ok(k.clone())
-        }
+        Some(Val::Str(k)) if !k.is_empty() && k.chars().count() <= MAX_KID_LEN => Ok(k.to_string()),
         Some(_) => Err(JwtError::InvalidKid),
     }
 }
@@ -415,11 +429,7 @@ pub fn verify_rs256_signature(
 
 /// Reads an integer NumericDate. Non-integers (`1.5`, `1e9`, strings) are refused rather than
 /// rounded: RFC 7519 allows fractions, but no issuer we support needs them.
-fn int_claim(
-    claims: &Map<String, Value>,
-    name: &str,
-    invalid: JwtError,
-) -> Result<Option<i64>, JwtError> {
+fn int_claim(claims: &Obj<'_>, name: &str, invalid: JwtError) -> Result<Option<i64>, JwtError> {
     match claims.get(name) {
         None => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or(invalid),
@@ -427,14 +437,16 @@ fn int_claim(
 }
 
 fn string_list<'c>(
-    claims: &'c Map<String, Value>,
+    claims: &'c Obj<'_>,
     name: &str,
     invalid: JwtError,
 ) -> Result<Option<Vec<&'c str>>, JwtError> {
     let Some(v) = claims.get(name) else {
         return Ok(None);
     };
-    let items = v.as_array().ok_or(invalid)?;
+    let Val::Array(items) = v else {
+        return Err(invalid);
+    };
     if items.is_empty() || items.len() > MAX_CLAIM_LIST_LEN {
         return Err(invalid);
     }
@@ -454,20 +466,21 @@ pub fn verify(
     ctx: &VerifyContext<'_>,
 ) -> Result<VerifiedJwt, JwtError> {
     verify_rs256_signature(key.key, u.signing_input.as_bytes(), &u.signature)?;
-    let c = &u.claims;
+    let claims = u.claims()?;
+    let c = &claims;
 
     if u.sub != key.account_id {
         return Err(JwtError::SubjectMismatch);
     }
     match c.get("iss") {
         None => return Err(JwtError::MissingIssuer),
-        Some(Value::String(i)) if i == key.issuer => {}
+        Some(Val::Str(i)) if i == key.issuer => {}
         Some(_) => return Err(JwtError::IssuerMismatch),
     }
     let aud_ok = match c.get("aud") {
         None => return Err(JwtError::MissingAudience),
-        Some(Value::String(a)) => a == ctx.audience,
-        Some(Value::Array(a)) => a.len() == 1 && a[0].as_str() == Some(ctx.audience),
+        Some(Val::Str(a)) => a == ctx.audience,
+        Some(Val::Array(a)) => a.len() == 1 && a[0].as_str() == Some(ctx.audience),
         Some(_) => false,
     };
     if !aud_ok {
@@ -501,7 +514,7 @@ pub fn verify(
 
     let scopes = match c.get("scope") {
         None => ScopeSet::empty(),
-        Some(Value::String(s)) => {
+        Some(Val::Str(s)) => {
             ScopeSet::parse_space_separated(s).map_err(|_| JwtError::InvalidScope)?
         }
         Some(_) => return Err(JwtError::InvalidScope),
@@ -513,8 +526,8 @@ pub fn verify(
     let jti = match c.get("jti") {
         None if key.single_use => return Err(JwtError::MissingJti),
         None => None,
-        Some(Value::String(j)) if !j.is_empty() && j.chars().count() <= MAX_JTI_LEN => {
-            Some(j.clone())
+        Some(Val::Str(j)) if !j.is_empty() && j.chars().count() <= MAX_JTI_LEN => {
+            Some(j.to_string())
         }
         Some(_) => return Err(JwtError::InvalidJti),
     };
