@@ -244,9 +244,9 @@ pub const TOKEN_LOOKUP: &str = "SELECT t.id, t.token_hash, t.kind, t.grant_id, t
      LEFT JOIN oauth_tokens s ON s.replaces = t.seq
      WHERE t.seq = ?1 AND t.token_hash = ?2";
 
-/// The next tokens after the purge's place in the table (`$1`), at most `$2` of them, in the
-/// order they were issued (ADR 0019, second addendum): a walk of the table's own b-tree from
-/// that `seq`, no index (`tests/plans.rs`).
+/// The next tokens after a place in the table (`$1`), at most `$2` of them, in the order they
+/// were issued: a step of the purge's walk (ADR 0019, second addendum), a search of the table's
+/// own b-tree from that `seq`, no index (`tests/plans.rs`).
 pub const PURGE_WALK: &str = "SELECT seq, kind, created_at, expires_at FROM oauth_tokens
     WHERE seq > $1 ORDER BY seq LIMIT $2";
 /// Deletes the tokens of kind `$3` with `seq` in (`$1`, `$2`]: the walk found every one of them
@@ -291,34 +291,51 @@ struct Walked {
     expires_at: i64,
 }
 
-/// How far a walk from `from` over `rows` (the next tokens in `seq` order) may delete tokens
-/// of `kind`: up to the last of at most `batch` tokens of that kind that `ended` says are
-/// done, stopping before the first that is not. Every token of the kind that it passes has
-/// ended. Returns the new place, and whether the walk stopped at a limit (more may follow)
-/// rather than at a live token.
-fn walk(
+/// Rows a walk reads at a time: in the steady state the first live token is among the first
+/// few rows, and the write lock is held for one small read.
+const WALK_CHUNK: i64 = 32;
+
+/// One walk of `oauth_tokens` from `from` for tokens of `kind`, inside the purge's write
+/// transaction: reads the next tokens in `seq` order, a chunk at a time, passes every token of
+/// the other kind and every one of `kind` that `ended` says is done, and stops before the first
+/// one that is not, after `batch` of them, or after `scan_limit` rows. Every token of `kind` it
+/// passes has ended. Returns the new place, and whether it stopped at a limit (more may
+/// follow) rather than at a live token or the table's end.
+async fn walk(
+    tx: &mut sqlx::SqliteConnection,
     from: i64,
-    rows: &[Walked],
     kind: &str,
     batch: u64,
-    scan_limit: usize,
+    scan_limit: u64,
     ended: impl Fn(&Walked) -> bool,
-) -> (i64, bool) {
-    let (mut to, mut n) = (from, 0u64);
-    for r in rows {
-        if r.kind == kind {
-            if !ended(r) {
-                return (to, false);
+) -> Result<(i64, bool)> {
+    let (mut to, mut passed, mut read) = (from, 0u64, 0u64);
+    loop {
+        let rows = sqlx::query_as::<_, Walked>(PURGE_WALK)
+            .bind(to)
+            .bind(WALK_CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+        for r in &rows {
+            if r.kind == kind {
+                if !ended(r) {
+                    return Ok((to, false));
+                }
+                if passed == batch {
+                    return Ok((to, true));
+                }
+                passed += 1;
             }
-            if n == batch {
-                return (to, true);
+            to = r.seq;
+            read += 1;
+            if read == scan_limit {
+                return Ok((to, true));
             }
-            n += 1;
         }
-        to = r.seq;
+        if (rows.len() as i64) < WALK_CHUNK {
+            return Ok((to, false));
+        }
     }
-    // every row read was passed: more may follow if the read was cut short
-    (to, rows.len() == scan_limit)
 }
 
 impl Store {
@@ -821,29 +838,22 @@ impl Store {
         batch: i64,
     ) -> Result<OAuthPurged> {
         let batch_n = u64::try_from(batch.max(1)).unwrap_or(1);
-        let scan_limit = usize::try_from(batch_n.saturating_mul(4)).unwrap_or(usize::MAX);
+        let scan_limit = batch_n.saturating_mul(4);
         let (from_access, from_refresh) = {
             let c = self.purge_cursors.lock().unwrap_or_else(|p| p.into_inner());
             (c.access, c.refresh)
         };
         let mut tx = self.begin_write().await?;
-        let mut read = async |from: i64| -> Result<Vec<Walked>> {
-            Ok(sqlx::query_as::<_, Walked>(PURGE_WALK)
-                .bind(from)
-                .bind(i64::try_from(scan_limit).unwrap_or(i64::MAX))
-                .fetch_all(&mut *tx)
-                .await?)
-        };
-        let rows = read(from_access).await?;
         let (to_access, more_access) =
-            walk(from_access, &rows, "access", batch_n, scan_limit, |r| {
+            walk(&mut tx, from_access, "access", batch_n, scan_limit, |r| {
                 r.expires_at < before
-            });
-        let rows = read(from_refresh).await?;
+            })
+            .await?;
         let (to_refresh, more_refresh) =
-            walk(from_refresh, &rows, "refresh", batch_n, scan_limit, |r| {
+            walk(&mut tx, from_refresh, "refresh", batch_n, scan_limit, |r| {
                 r.created_at < before.saturating_sub(refresh_lifetime) && r.expires_at < before
-            });
+            })
+            .await?;
         // the tokens' digests and rowids come back, for the token index (ADR 0022)
         let mut gone: Vec<(String, i64)> = Vec::new();
         let mut delete = async |from: i64, to: i64, kind: &str| -> Result<u64> {

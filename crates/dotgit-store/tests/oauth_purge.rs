@@ -230,3 +230,24 @@ async fn a_reopened_store_walks_the_table_again_from_its_start() {
     assert_eq!(purge(&store, 1_201, 500).await, purged(1, 0, 0, false));
     assert!(ids(&raw, "oauth_tokens").await.is_empty());
 }
+
+/// A walk reads the table a few rows at a time and goes on past each chunk until it meets a
+/// live token of its kind: one transaction deletes every ended token of a long stretch.
+#[tokio::test]
+async fn one_walk_goes_through_many_chunks() {
+    let (_dir, store, raw) = setup().await;
+    grant(&raw, "g_live", 5_000).await;
+    for i in 0..70 {
+        token(&raw, &format!("r{i:03}"), "refresh", "g_live", 990, 5_000).await;
+        if i % 2 == 0 {
+            token(&raw, &format!("a{i:03}"), "access", "g_live", 0, 10).await;
+        }
+    }
+    token(&raw, "a_live", "access", "g_live", 990, 5_000).await;
+    token(&raw, "a_after", "access", "g_live", 0, 10).await;
+    assert_eq!(purge(&store, CUT, 500).await, purged(35, 0, 0, false));
+    let left = ids(&raw, "oauth_tokens").await;
+    assert_eq!(left.len(), 72);
+    // the token after the live one waits for it (late, never early)
+    assert!(left.contains(&"a_after".to_owned()) && left.contains(&"a_live".to_owned()));
+}
