@@ -218,17 +218,31 @@ async fn a_seq_is_never_given_twice_so_the_walk_finds_tokens_issued_after_deleti
     assert!(ids(&raw, "oauth_tokens").await.is_empty());
 }
 
-/// A new process starts its walks at the table's first row.
+/// A new process starts its walks at the table's first row. A row put back behind a walk's
+/// place (a table restored by hand, with its `seq`s) is not found by the process that had
+/// walked past that place, and is by the next one.
 #[tokio::test]
 async fn a_reopened_store_walks_the_table_again_from_its_start() {
     let (dir, store, raw) = setup().await;
     grant(&raw, "g_live", 5_000).await;
+    for i in 0..3 {
+        token(&raw, &format!("a{i}"), "access", "g_live", 0, 10).await;
+    }
     token(&raw, "a_live", "access", "g_live", 900, 1_200).await;
+    assert_eq!(purge(&store, CUT, 500).await, purged(3, 0, 0, false));
+    sqlx::query(
+        "INSERT INTO oauth_tokens (seq, id, token_hash, kind, grant_id, account_id, client_id,
+         scope, created_at, expires_at)
+         VALUES (2, 'a_restored', 'h', 'access', 'g_live', 'acct', 'dgc', 'repo:read', 0, 10)",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
     assert_eq!(purge(&store, CUT, 500).await, OAuthPurged::default());
     store.close().await;
     let store = Store::open(&dir.path().join("dotgit.db")).await.unwrap();
-    assert_eq!(purge(&store, 1_201, 500).await, purged(1, 0, 0, false));
-    assert!(ids(&raw, "oauth_tokens").await.is_empty());
+    assert_eq!(purge(&store, CUT, 500).await, purged(1, 0, 0, false));
+    assert_eq!(ids(&raw, "oauth_tokens").await, ["a_live"]);
 }
 
 /// A walk reads the table a few rows at a time and goes on past each chunk until it meets a
