@@ -170,11 +170,15 @@ pub fn spawn_background(
                     match state.store.invalidations_since(seq).await {
                         Ok(rows) if !rows.is_empty() => {
                             seq = rows.iter().map(|r| r.seq).max().unwrap_or(seq);
+                            // the request path's held snapshots first (ADR 0023): a lookup
+                            // that fills the cleared cache must read the change
+                            state.store.note_change_elsewhere();
                             state.cache.invalidate_all();
                         }
                         Ok(_) => {}
                         Err(e) => {
                             // cannot see changes from elsewhere: stop trusting the cache
+                            state.store.note_change_elsewhere();
                             state.cache.invalidate_all();
                             tracing::warn!(error = %e, "invalidation poll failed");
                         }

@@ -11,7 +11,7 @@ use dotgit_core::audit::{
     chain_hash, decode_pack, encode_pack, one_credential, pack_hash, packable, AuditEvent, Entry,
     EventFields, GENESIS_HASH,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
 use std::borrow::Cow;
 
 /// A stored event with its position.
@@ -397,16 +397,13 @@ fn head((hash, seq): (Option<String>, Option<i64>)) -> (String, i64) {
 }
 
 /// Appends events inside an open write transaction, extending the chain.
-pub(crate) async fn append(
-    tx: &mut Transaction<'static, Sqlite>,
-    events: &[AuditEvent],
-) -> Result<()> {
+pub(crate) async fn append(tx: &mut sqlx::SqliteConnection, events: &[AuditEvent]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
     let (mut prev, mut seq) = head(
         sqlx::query_as(&head_sql(File::Main))
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?,
     );
     let rows = rows_of(events);
@@ -441,7 +438,7 @@ pub(crate) async fn append(
                 .bind(v.time_last)
                 .bind(v.pack);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -514,7 +511,7 @@ fn append_batch(
     conn: &mut rusqlite::Connection,
     events: &[Entry],
     networks: &[(String, String, i64)],
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<bool> {
     let file = if networks.is_empty()
         && events
             .iter()
@@ -535,7 +532,8 @@ fn append_batch(
         }
     }
     append_rs(&tx, file, events)?;
-    tx.commit()
+    tx.commit()?;
+    Ok(file == File::Main)
 }
 
 impl Store {
@@ -574,13 +572,15 @@ impl Store {
     /// Runs `f` — one transaction of soft state (class C: per-request audit events, last-used
     /// times) — in one blocking call on the batching writers' own connection, holding the pool's
     /// writer meanwhile. Its commits reach the operating system at once and the disk within
-    /// [`AUDIT_SYNC_INTERVAL`] (see [`Store::append_audit_with_networks`]).
+    /// [`AUDIT_SYNC_INTERVAL`] (see [`Store::append_audit_with_networks`]). `f` tells whether it
+    /// changed the database file (a batch of successes alone changes only the activity file,
+    /// which the request path's lookups do not read); such a commit is counted (ADR 0023).
     pub(crate) async fn soft_write(
         &self,
-        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<()> + Send + 'static,
+        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<bool> + Send + 'static,
     ) -> Result<()> {
         let (path, slot) = (self.path.clone(), self.audit_writer.clone());
-        Store::on_pool_writer(&self.write, move || -> Result<()> {
+        let changed = Store::on_pool_writer(&self.write, move || -> Result<bool> {
             let mut slot = lock_fresh(&slot);
             let w = match slot.as_mut() {
                 Some(w) => w,
@@ -609,9 +609,14 @@ impl Store {
                     tracing::error!(error = %e, "audit log sync failed");
                 }
             }
-            Ok(())
+            r.map_err(StoreError::Hot)
         })
-        .await?
+        .await?;
+        // a failed transaction may have been a failed commit: counted too, to be safe
+        if !matches!(changed, Ok(false)) {
+            self.committed();
+        }
+        changed.map(|_| ())
     }
 
     /// Syncs to disk what the audit writer committed since it last did (the writer calls this

@@ -10,6 +10,10 @@
 
 mod audit;
 mod hot;
+pub use hot::{
+    holds_snapshot, pretend_elapsed, release_and_checkpoint_now, QUIET_BEFORE_CHECKPOINT,
+    QUIET_BEFORE_HOLDING, SNAPSHOT_MAX_AGE,
+};
 mod oauth;
 mod refresh;
 mod rows;
@@ -80,6 +84,38 @@ pub struct Store {
     tokens: std::sync::Arc<token_index::TokenIndex>,
     /// Where the purge's walks of the token table stand (ADR 0019, second addendum).
     purge_cursors: std::sync::Arc<std::sync::Mutex<oauth::PurgeCursors>>,
+    /// This process's commits to the file (ADR 0023): every write adds one after it commits.
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A write transaction on the pooled writer. Its commit counts as one of this process's commits
+/// to the file (`hot::commits`), so the request path's held read snapshots see it at once
+/// (ADR 0023).
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &sqlx::SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    /// Commits, then counts the commit (after it: a lookup that sees the count sees the rows).
+    pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        let r = self.tx.commit().await;
+        hot::committed(&self.commits);
+        r
+    }
 }
 
 pub(crate) const ACCOUNT_COLS: &str =
@@ -193,6 +229,7 @@ impl Store {
             refresh: Default::default(),
             tokens: std::sync::Arc::new(token_index::TokenIndex::new(path.to_owned())),
             purge_cursors: Default::default(),
+            commits: hot::commits(path),
         })
     }
 
@@ -231,8 +268,35 @@ impl Store {
         done
     }
 
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
+        Ok(WriteTx {
+            tx: self.write.begin_with("BEGIN IMMEDIATE").await?,
+            commits: self.commits.clone(),
+        })
+    }
+
+    /// Runs one statement on the pooled writer (its own transaction), and counts its commit.
+    pub(crate) async fn exec<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error> {
+        let r = q.execute(&self.write).await;
+        self.committed();
+        r
+    }
+
+    /// Tells the request path's lookups that another process changed the file (the server's
+    /// invalidation poll found its rows): the next lookup of every thread reads a new snapshot
+    /// (ADR 0023). Call it before clearing what was cached from the old state, so that a lookup
+    /// that refills the cache reads the change.
+    pub fn note_change_elsewhere(&self) {
+        hot::committed(&self.commits);
+    }
+
+    /// Counts a commit made on the pooled writer outside [`Store::begin_write`] (a single
+    /// statement, or a batching writer's transaction that changed the database file).
+    pub(crate) fn committed(&self) {
+        hot::committed(&self.commits);
     }
 
     /// A cheap round trip, for health checks.
@@ -479,7 +543,8 @@ impl Store {
                     st.execute(rusqlite::params![ts, id])?;
                 }
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
@@ -696,7 +761,8 @@ impl Store {
                     st.execute(rusqlite::params![cred, scope, ts])?;
                 }
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
@@ -735,14 +801,13 @@ impl Store {
 
     /// Creates a project; `Conflict("slug")` if it exists.
     pub async fn create_project(&self, p: &ProjectRow) -> Result<()> {
-        let r = sqlx::query(
+        let r = self.exec(sqlx::query(
             "INSERT INTO projects (account_id, slug, name, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(&p.account_id)
         .bind(&p.slug)
         .bind(&p.name)
-        .bind(p.created_at)
-        .execute(&self.write)
+        .bind(p.created_at))
         .await;
         match r {
             Ok(_) => Ok(()),
@@ -774,10 +839,12 @@ impl Store {
 
     /// Deletes a project and its deployments; `false` if it did not exist.
     pub async fn delete_project(&self, account_id: &str, slug: &str) -> Result<bool> {
-        let n = sqlx::query("DELETE FROM projects WHERE account_id = $1 AND slug = $2")
-            .bind(account_id)
-            .bind(slug)
-            .execute(&self.write)
+        let n = self
+            .exec(
+                sqlx::query("DELETE FROM projects WHERE account_id = $1 AND slug = $2")
+                    .bind(account_id)
+                    .bind(slug),
+            )
             .await?
             .rows_affected();
         Ok(n == 1)
@@ -787,7 +854,7 @@ impl Store {
 
     /// Creates a deployment of an existing project; `false` if the project does not exist.
     pub async fn create_deployment(&self, d: &DeploymentRow) -> Result<bool> {
-        let n = sqlx::query(
+        let n = self.exec(sqlx::query(
             "INSERT INTO deployments (id, account_id, project_slug, ref, environment, status, created_at)
              SELECT $1, $2, $3, $4, $5, $6, $7
              WHERE EXISTS (SELECT 1 FROM projects WHERE account_id = $2 AND slug = $3)",
@@ -798,8 +865,7 @@ impl Store {
         .bind(&d.git_ref)
         .bind(&d.environment)
         .bind(&d.status)
-        .bind(d.created_at)
-        .execute(&self.write)
+        .bind(d.created_at))
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -843,14 +909,13 @@ impl Store {
 
     /// Creates a team; `Conflict("slug")` if it exists.
     pub async fn create_team(&self, t: &TeamRow) -> Result<()> {
-        let r = sqlx::query(
+        let r = self.exec(sqlx::query(
             "INSERT INTO teams (account_id, slug, name, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(&t.account_id)
         .bind(&t.slug)
         .bind(&t.name)
-        .bind(t.created_at)
-        .execute(&self.write)
+        .bind(t.created_at))
         .await;
         match r {
             Ok(_) => Ok(()),
@@ -926,13 +991,12 @@ impl Store {
         slug: &str,
         member_id: &str,
     ) -> Result<bool> {
-        let n = sqlx::query(
+        let n = self.exec(sqlx::query(
             "DELETE FROM team_members WHERE account_id = $1 AND team_slug = $2 AND member_id = $3",
         )
         .bind(account_id)
         .bind(slug)
-        .bind(member_id)
-        .execute(&self.write)
+        .bind(member_id))
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -952,7 +1016,7 @@ impl Store {
     }
 }
 
-async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKeyRow) -> Result<()> {
+async fn insert_key(tx: &mut sqlx::SqliteConnection, k: &ApiKeyRow) -> Result<()> {
     let r = sqlx::query(
         "INSERT INTO api_keys (id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, replaced_by, rotated_from)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -968,7 +1032,7 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKeyRow) -> Res
     .bind(k.revoked_at)
     .bind(&k.replaced_by)
     .bind(&k.rotated_from)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await;
     match r {
         Ok(_) => {}
@@ -979,14 +1043,14 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKeyRow) -> Res
         sqlx::query("INSERT INTO api_key_last_use (key_id, at) VALUES ($1, $2)")
             .bind(&k.id)
             .bind(at)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())
 }
 
 pub(crate) async fn invalidate(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut sqlx::SqliteConnection,
     kind: &str,
     target: &str,
     now: i64,
@@ -995,7 +1059,7 @@ pub(crate) async fn invalidate(
         .bind(kind)
         .bind(target)
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }

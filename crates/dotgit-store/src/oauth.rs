@@ -15,7 +15,6 @@ pub type OAuthAudit<'a> =
     &'a (dyn Fn(&'static str, &str, &str, String) -> AuditEvent + Send + Sync);
 
 use crate::{invalidate, unique_violation, AccountRow, Result, Store, StoreError, ACCOUNT_COLS};
-use sqlx::{Sqlite, Transaction};
 
 /// A registered OAuth application.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -944,37 +943,36 @@ impl Store {
 
     /// Records activity on a session, pushing its idle expiry (never past its absolute end).
     pub async fn touch_session(&self, id_hash: &str, now: i64, idle_expires_at: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE sessions SET last_seen_at = $1,
+        self.exec(
+            sqlx::query(
+                "UPDATE sessions SET last_seen_at = $1,
                     idle_expires_at = CASE WHEN $2 < expires_at THEN $2 ELSE expires_at END
              WHERE id_hash = $3",
+            )
+            .bind(now)
+            .bind(idle_expires_at)
+            .bind(id_hash),
         )
-        .bind(now)
-        .bind(idle_expires_at)
-        .bind(id_hash)
-        .execute(&self.write)
         .await?;
         Ok(())
     }
 
     /// Ends a session.
     pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.write)
+        self.exec(sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash))
             .await?;
         Ok(())
     }
 }
 
 async fn account_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut sqlx::SqliteConnection,
     account_id: &str,
 ) -> Result<Option<AccountRow>> {
     let q = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
     Ok(sqlx::query_as::<_, AccountRow>(&q)
         .bind(account_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?)
 }
 
@@ -982,7 +980,7 @@ async fn account_in(
 /// `revoked_at`; the tokens' rows are not written, migration 0014), and records the
 /// invalidation.
 async fn revoke_family(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut sqlx::SqliteConnection,
     grant_id: &str,
     reason: &str,
     now: i64,
@@ -993,13 +991,13 @@ async fn revoke_family(
     .bind(now)
     .bind(reason)
     .bind(grant_id)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     invalidate(tx, "oauth_grant", grant_id, now).await
 }
 
 /// Inserts a token; returns its rowid.
-async fn insert_token(tx: &mut Transaction<'static, Sqlite>, t: &OAuthTokenRow) -> Result<i64> {
+async fn insert_token(tx: &mut sqlx::SqliteConnection, t: &OAuthTokenRow) -> Result<i64> {
     let r = sqlx::query(&format!(
         "INSERT INTO oauth_tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
@@ -1015,7 +1013,7 @@ async fn insert_token(tx: &mut Transaction<'static, Sqlite>, t: &OAuthTokenRow) 
     .bind(t.revoked_at)
     .bind(t.used_at)
     .bind(&t.replaced_by)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await;
     match r {
         Ok(done) => Ok(done.last_insert_rowid()),

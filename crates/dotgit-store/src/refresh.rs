@@ -58,12 +58,16 @@ const BATCH: usize = 128;
 pub(crate) fn spawn(write: sqlx::SqlitePool, path: PathBuf, tokens: Arc<TokenIndex>) -> Queue {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Work, oneshot::Sender<Outcome>)>();
     let conn: Arc<Mutex<Option<Connection>>> = Arc::default();
+    let commits = hot::commits(&path);
     tokio::spawn(async move {
         let mut jobs = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut jobs, BATCH).await > 0 {
             let (work, replies): (Vec<Work>, Vec<oneshot::Sender<Outcome>>) =
                 jobs.drain(..).unzip();
             let outcomes = run(&write, &path, &conn, &tokens, work).await;
+            // counted before anyone hears of the batch: a lookup of a token it rotated or
+            // revoked then sees the change (ADR 0023)
+            hot::committed(&commits);
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // a caller that went away (client hung up) still had its rotation committed
                 let _ = reply.send(outcome);

@@ -173,7 +173,7 @@ impl TokenIndex {
     }
 
     fn load(&self) -> Result<Map> {
-        crate::hot::with(&self.path, |c| {
+        crate::hot::fresh(&self.path, |c| {
             let mut st = c.prepare("SELECT rowid, token_hash FROM oauth_tokens")?;
             let mut rows = st.query([])?;
             let mut m = Map::default();
