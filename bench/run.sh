@@ -191,6 +191,10 @@ paired() {
       printf "%.3f\n", '"$expr"' }'
 }
 scn_hello() { run hello "$PID_main" "$PORT_main" /livez; }
+scn_hellocold() { run hello "$PID_main" "$PORT_main" /livez; }
+scn_cold() {
+  BENCH_TOKENS="$WORK/cold-keys.txt" BENCH_PATH=/v1/user run cold "$PID_cold" "$PORT_cold" / -s bench/lua/keys.lua
+}
 scn_key() { run key "$PID_main" "$PORT_main" /v1/user -H "Authorization: Bearer $KEY_main"; }
 scn_off() { run off "$PID_off" "$PORT_off" /v1/user -H "Authorization: Bearer $KEY_off"; }
 scn_jwt() { run jwt "$PID_cold" "$PORT_cold" /v1/user -H "Authorization: Bearer $JWT_cold"; }
@@ -246,9 +250,13 @@ for r in $(seq "$ROUNDS"); do
       run cold "$PID_cold" "$PORT_cold" / -s bench/lua/keys.lua >/dev/null
     sleep 5.5; settle "$PID_cold"
   fi
-  BENCH_TOKENS="$WORK/cold-keys.txt" BENCH_PATH=/v1/user run cold "$PID_cold" "$PORT_cold" / -s bench/lua/keys.lua >"$WORK/res"
-  read -r c_rps _ _ _ c_bad <"$WORK/res"
+  # in slices taken in turn with hello's, like the figures below: the ratio of each pass's two
+  # slices, whatever the machine's speed did between passes
+  interleave cold hellocold
+  read -r c_rps _ _ _ c_bad <"$WORK/cold.res"
   expect_ok cold "$c_bad"
+  read -r _ _ _ _ hc_bad <"$WORK/hellocold.res"
+  expect_ok hello "$hc_bad"
   $SMOKE || { sleep 5.5; settle "$PID_cold"; }
   # every figure taken as a ratio to hello (or to each other), in turns of SLICE seconds
   interleave hello key off jwt raw jwtrep
@@ -304,7 +312,7 @@ for r in $(seq "$ROUNDS"); do
   R_JWTO+=($(paired 'q((a[3] - b[3]) * 1000, c[1])' jwt hello raw)); R_RAW+=("$raw_ns")
   if $PEER; then R_INTRO+=($(paired 'q(a[1], b[1])' intro peerintro)); fi
   if $PEER; then R_REFR+=($(paired 'q(a[1], b[1])' refresh peerrefresh)); fi
-  R_COLD+=("$(div "$c_rps" "$h_rps")")
+  R_COLD+=($(paired 'q(a[1], b[1])' cold hellocold))
   R_LOGIN+=("$(div "$kl_p99" "$k_p99")"); R_HS+=("$hs_cpu"); R_429+=("$(div "$e429" "$e401")")
   echo "round $r: hello $h_rps | key $k_rps | audit off $o_rps | cold key $c_rps | jwt $j_rps (cpu $j_cpu us vs hello $h_cpu us, raw RS256 $raw_ns ns) | jwt repeated $jr_rps | introspect $i_rps vs peer $pi_rps | refresh $f_rps vs peer $pf_rps | key p99 $k_p99 us, under logins $kl_p99 us | handshake $hs_cpu us cpu | 401 $e401 429 $e429" >&2
 done
@@ -349,7 +357,7 @@ PEERV=$(node -p 'require("./bench/peer/node_modules/oidc-provider/package.json")
   echo
   echo "machine: $MACHINE; every server pinned to CPU 0, wrk and the sign-in load to CPU 1; $CONNS connections, ${DURATION} s per scenario (the sliced ones: $SLICES x ${SLICE} s)${HALT_NOTE}; $(date -u +%Y-%m-%dT%H:%MZ); \`$PROFILE\` build$($SMOKE && echo ' (smoke: figures mean nothing)')"
   echo
-  echo "medians: of $((ROUNDS * SLICES)) ratios ($ROUNDS rounds of $SLICES passes) for the cached key, its p99, the JWT figures, audit on / off, introspection and the refresh grant, each ratio of two ${SLICE}-s slices taken in the same pass, scenarios in turn; of $ROUNDS rounds for the others"
+  echo "medians: of $((ROUNDS * SLICES)) ratios ($ROUNDS rounds of $SLICES passes) for the cached key, its p99, the cache-missing key, the JWT figures, audit on / off, introspection and the refresh grant, each ratio of two ${SLICE}-s slices taken in the same pass, scenarios in turn; of $ROUNDS rounds for the others"
 } | tee bench/last-run.md
 if [[ "$WRITTEN" -lt "$AUDITED" ]]; then
   echo "audit events missing: $WRITTEN written for $AUDITED audited requests" >&2
