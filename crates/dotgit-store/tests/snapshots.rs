@@ -70,14 +70,17 @@ async fn revoked_at(store: &Store, i: u32) -> Option<i64> {
     key.revoked_at
 }
 
-/// Looks key 1 up until this thread holds a snapshot: the file must first be seen quiet.
-async fn hold(store: &Store, db: &std::path::Path) {
+/// Looks key 1 up until this thread holds a snapshot (the file must first be seen quiet), and
+/// returns a time from before that snapshot began: it is at most as old as this time.
+async fn hold(store: &Store, db: &std::path::Path) -> Instant {
     for _ in 0..3 {
         store.api_key_by_hash(&hash(1)).await.unwrap().unwrap();
         pretend_elapsed(QUIET_BEFORE_HOLDING);
     }
+    let before = Instant::now();
     store.api_key_by_hash(&hash(1)).await.unwrap().unwrap();
     assert!(holds_snapshot(db), "no snapshot held on a quiet file");
+    before
 }
 
 async fn setup(n: u32) -> (tempfile::TempDir, Store, SqlitePool) {
@@ -109,8 +112,7 @@ async fn this_processs_revocation_is_seen_by_the_next_lookup() {
 #[tokio::test]
 async fn another_processs_change_is_seen_once_the_snapshot_is_old() {
     let (dir, store, other) = setup(1).await;
-    hold(&store, &dir.path().join("dotgit.db")).await;
-    let taken = Instant::now();
+    let taken = hold(&store, &dir.path().join("dotgit.db")).await;
     // another process (here a connection the store does not know) revokes the key
     sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = 'key_1'")
         .bind(T + 20)
@@ -174,8 +176,8 @@ async fn an_idle_threads_snapshot_is_let_go() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        rt.block_on(hold(&s, &at));
-        looked.0.send(Instant::now()).unwrap();
+        let taken = rt.block_on(hold(&s, &at));
+        looked.0.send(taken).unwrap();
         // idle from here on, its connection (and snapshot) kept
         stop.1.recv().unwrap();
     });
