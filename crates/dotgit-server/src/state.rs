@@ -149,6 +149,14 @@ impl AppState {
     pub fn invalidate_local(&self) {
         self.cache.invalidate_all();
     }
+
+    /// After a change by another process or node (or when such changes cannot be seen): the
+    /// request path's held snapshots first (ADR 0023), so that a lookup that refills the cleared
+    /// cache reads the change, then the cached verifications.
+    pub fn changed_elsewhere(&self) {
+        self.store.note_change_elsewhere();
+        self.cache.invalidate_all();
+    }
 }
 
 /// Starts the background tasks; they stop when `shutdown` fires.
@@ -170,16 +178,12 @@ pub fn spawn_background(
                     match state.store.invalidations_since(seq).await {
                         Ok(rows) if !rows.is_empty() => {
                             seq = rows.iter().map(|r| r.seq).max().unwrap_or(seq);
-                            // the request path's held snapshots first (ADR 0023): a lookup
-                            // that fills the cleared cache must read the change
-                            state.store.note_change_elsewhere();
-                            state.cache.invalidate_all();
+                            state.changed_elsewhere();
                         }
                         Ok(_) => {}
                         Err(e) => {
                             // cannot see changes from elsewhere: stop trusting the cache
-                            state.store.note_change_elsewhere();
-                            state.cache.invalidate_all();
+                            state.changed_elsewhere();
                             tracing::warn!(error = %e, "invalidation poll failed");
                         }
                     }
