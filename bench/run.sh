@@ -191,7 +191,7 @@ paired() {
       printf "%.3f\n", '"$expr"' }'
 }
 scn_hello() { run hello "$PID_main" "$PORT_main" /livez; }
-scn_hellocold() { run hello "$PID_main" "$PORT_main" /livez; }
+scn_hellocold() { scn_hello; } # hello again, in slices of its own to pair with the cold key's
 scn_cold() {
   BENCH_TOKENS="$WORK/cold-keys.txt" BENCH_PATH=/v1/user run cold "$PID_cold" "$PORT_cold" / -s bench/lua/keys.lua
 }
