@@ -143,6 +143,11 @@ impl AppState {
                 async move { store.touch_api_keys(rows).await }
             })
             .await;
+        // the times went to the activity file with the audit writer's unsynced commits: on
+        // disk now, not at the writer's next pause, which may be long after traffic stops
+        if let Err(err) = store.sync_audit().await {
+            tracing::error!(error = %err, "syncing the last-used times to disk failed");
+        }
     }
 
     /// After a local revocation, rotation or suspension: drop cached verifications now.

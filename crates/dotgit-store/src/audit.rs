@@ -318,7 +318,8 @@ impl<E: EventFields> NewRow<'_, E> {
 
 /// The schema of the activity file (ADR 0020): the database's `audit_events` as migration 0008
 /// left it, for rows of successful authentications only, its `seq` given by the writer (one
-/// sequence over both files), the account's index and the append-only triggers.
+/// sequence over both files), the account's index and the append-only triggers; and the
+/// last-use times of keys and of scopes (ADR 0024), which moved here from the database file.
 const ACTIVITY_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit_events (
     seq           INTEGER PRIMARY KEY,
@@ -341,14 +342,82 @@ CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_event
 BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events
 BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+CREATE TABLE IF NOT EXISTS api_key_last_use (
+    key_id TEXT PRIMARY KEY,
+    at     INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS credential_scope_usage (
+    credential_id TEXT NOT NULL,
+    scope         TEXT NOT NULL,
+    last_used_at  INTEGER NOT NULL,
+    PRIMARY KEY (credential_id, scope)
+) WITHOUT ROWID;
 ";
 
-/// Creates the activity file at `path` if needed, in WAL mode, with its table.
+/// Creates the activity file at `path` if needed, in WAL mode, with its tables.
 pub(crate) fn create_activity(path: &std::path::Path) -> rusqlite::Result<()> {
     let c = rusqlite::Connection::open(path)?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.execute_batch(ACTIVITY_SCHEMA)
+}
+
+/// The last-use tables that migrations 0005 and 0010 made in the database file, and the
+/// statement that copies one into the activity file's table of the same name, keeping the later
+/// time where both hold a row.
+const LAST_USE_MOVES: [(&str, &str); 2] = [
+    (
+        "api_key_last_use",
+        "INSERT INTO activity.api_key_last_use (key_id, at)
+         SELECT key_id, at FROM main.api_key_last_use WHERE true
+         ON CONFLICT (key_id) DO UPDATE SET at = max(at, excluded.at)",
+    ),
+    (
+        "credential_scope_usage",
+        "INSERT INTO activity.credential_scope_usage (credential_id, scope, last_used_at)
+         SELECT credential_id, scope, last_used_at FROM main.credential_scope_usage WHERE true
+         ON CONFLICT (credential_id, scope)
+         DO UPDATE SET last_used_at = max(last_used_at, excluded.last_used_at)",
+    ),
+];
+
+/// Moves the last-use tables of the database file at `db` into its activity file (ADR 0024),
+/// if they are still there: one transaction copies their rows, a second drops them. Each writes
+/// one file, so each commits whole; a stop between the two leaves the rows in both files, and
+/// the next start copies them again (the later time wins) before it drops them. Two processes
+/// starting at once take turns on the write lock, and the second finds nothing left to move.
+pub(crate) fn move_last_use(db: &std::path::Path) -> rusqlite::Result<()> {
+    let mut c = crate::hot::open_writer(db, "FULL")?;
+    let in_main = |c: &rusqlite::Connection, table: &str| -> rusqlite::Result<bool> {
+        c.query_row(
+            "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    let mut left = false;
+    for (table, _) in LAST_USE_MOVES {
+        left |= in_main(&c, table)?;
+    }
+    if !left {
+        return Ok(());
+    }
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut moved = Vec::new();
+    for (table, copy) in LAST_USE_MOVES {
+        if in_main(&tx, table)? {
+            tx.execute(copy, [])?;
+            moved.push(table);
+        }
+    }
+    tx.commit()?;
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for table in moved {
+        // (a process that moved them meanwhile dropped them too)
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS main.{table}"))?;
+    }
+    tx.commit()
 }
 
 /// Where a row goes: the database's own table, or the activity file's.
@@ -656,7 +725,7 @@ impl Store {
             }
             let q = format!(
                 "SELECT k.id, COALESCE(u.at, k.created_at) FROM api_keys k
-                 LEFT JOIN api_key_last_use u ON u.key_id = k.id
+                 LEFT JOIN activity.api_key_last_use u ON u.key_id = k.id
                  WHERE k.revoked_at IS NULL AND k.id IN ({marks})"
             );
             let mut query = sqlx::query_as::<_, (String, i64)>(&q);

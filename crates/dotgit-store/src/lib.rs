@@ -138,9 +138,9 @@ pub const KEY_PROBE: &str = "SELECT k.id, k.scopes, k.created_at, k.expires_at, 
      WHERE k.secret_hash = ?1";
 
 /// An API key's columns as [`ApiKeyRow`] reads them; the last use lives in `api_key_last_use`
-/// (migration 0010).
+/// (migration 0010), in the activity file (ADR 0024).
 const KEY_COLS: &str = "id, account_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at,
-    (SELECT at FROM api_key_last_use WHERE key_id = api_keys.id) AS last_used_at, replaced_by, rotated_from";
+    (SELECT at FROM activity.api_key_last_use WHERE key_id = api_keys.id) AS last_used_at, replaced_by, rotated_from";
 
 /// The activity file beside the database at `db` (`dotgit.db` → `dotgit-activity.db`): the
 /// batches of successful authentications go there, so that the per-request writes leave the
@@ -185,10 +185,14 @@ impl Store {
         sqlx::migrate!("./migrations/sqlite").run(&migrate).await?;
         migrate.close().await;
         let file = activity.clone();
-        tokio::task::spawn_blocking(move || audit::create_activity(&file))
-            .await
-            .map_err(|e| StoreError::Stopped(format!("creating the activity file: {e}")))?
-            .map_err(StoreError::Hot)?;
+        let db = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            audit::create_activity(&file)?;
+            audit::move_last_use(&db)
+        })
+        .await
+        .map_err(|e| StoreError::Stopped(format!("creating the activity file: {e}")))?
+        .map_err(StoreError::Hot)?;
         // every pooled connection sees the activity file as schema `activity`
         let attached = |read_only: bool| {
             let attach = attach.clone();
@@ -536,7 +540,7 @@ impl Store {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
                 let mut st = tx.prepare_cached(
-                    "INSERT INTO api_key_last_use (key_id, at) VALUES (?2, ?1)
+                    "INSERT INTO activity.api_key_last_use (key_id, at) VALUES (?2, ?1)
                      ON CONFLICT (key_id) DO UPDATE SET at = excluded.at WHERE excluded.at > at",
                 )?;
                 for (id, ts) in &uses {
@@ -544,7 +548,9 @@ impl Store {
                 }
             }
             tx.commit()?;
-            Ok(true)
+            // the activity file alone: the request path's lookups keep their snapshots and page
+            // caches (ADR 0024)
+            Ok(false)
         })
         .await
     }
@@ -753,7 +759,7 @@ impl Store {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
                 let mut st = tx.prepare_cached(
-                    "INSERT INTO credential_scope_usage (credential_id, scope, last_used_at) VALUES (?1, ?2, ?3)
+                    "INSERT INTO activity.credential_scope_usage (credential_id, scope, last_used_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (credential_id, scope) DO UPDATE SET last_used_at = excluded.last_used_at
                      WHERE excluded.last_used_at > last_used_at",
                 )?;
@@ -762,7 +768,9 @@ impl Store {
                 }
             }
             tx.commit()?;
-            Ok(true)
+            // the activity file alone: the request path's lookups keep their snapshots and page
+            // caches (ADR 0024)
+            Ok(false)
         })
         .await
     }
@@ -770,7 +778,7 @@ impl Store {
     /// When each scope of a credential was last used.
     pub async fn scope_usage(&self, credential_id: &str) -> Result<Vec<(String, i64)>> {
         Ok(sqlx::query_as(
-            "SELECT scope, last_used_at FROM credential_scope_usage WHERE credential_id = $1",
+            "SELECT scope, last_used_at FROM activity.credential_scope_usage WHERE credential_id = $1",
         )
         .bind(credential_id)
         .fetch_all(&self.read)
@@ -1040,7 +1048,7 @@ async fn insert_key(tx: &mut sqlx::SqliteConnection, k: &ApiKeyRow) -> Result<()
         Err(e) => return Err(e.into()),
     }
     if let Some(at) = k.last_used_at {
-        sqlx::query("INSERT INTO api_key_last_use (key_id, at) VALUES ($1, $2)")
+        sqlx::query("INSERT INTO activity.api_key_last_use (key_id, at) VALUES ($1, $2)")
             .bind(&k.id)
             .bind(at)
             .execute(&mut *tx)

@@ -83,6 +83,19 @@ async fn hold(store: &Store, db: &std::path::Path) -> Instant {
     before
 }
 
+/// A write of this process to the database file (a project `p{i}`), through the store.
+async fn write_database(store: &Store, i: i64) {
+    store
+        .create_project(&dotgit_store::ProjectRow {
+            account_id: "acct_1".into(),
+            slug: format!("p{i}"),
+            name: format!("p{i}"),
+            created_at: T + i,
+        })
+        .await
+        .unwrap();
+}
+
 async fn setup(n: u32) -> (tempfile::TempDir, Store, SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("dotgit.db");
@@ -199,10 +212,7 @@ async fn no_snapshot_is_held_while_the_file_is_written() {
     let db = dir.path().join("dotgit.db");
     hold(&store, &db).await;
     // this process writes: the next lookups read one transaction each
-    store
-        .touch_api_keys(vec![("key_2".into(), T + 5)])
-        .await
-        .unwrap();
+    write_database(&store, 0).await;
     assert_eq!(revoked_at(&store, 1).await, None);
     assert!(!holds_snapshot(&db));
     pretend_elapsed(QUIET_BEFORE_HOLDING);
@@ -239,10 +249,7 @@ async fn the_wal_starts_over_between_writes_while_snapshots_are_held() {
         hold(&store, &db).await;
         // a write while this thread holds its snapshot (ADR 0012's addendum: with readers that
         // always hold one, the WAL never started over and grew without end)
-        store
-            .touch_api_keys(vec![("key_1".into(), T + i)])
-            .await
-            .unwrap();
+        write_database(&store, i).await;
         assert_eq!(revoked_at(&store, 1).await, None);
         // what the background thread does once the writes stop
         release_and_checkpoint_now();
@@ -263,10 +270,7 @@ async fn the_background_thread_checkpoints_once_writes_stop() {
     hold(&store, &db).await;
     release_and_checkpoint_now();
     let before = std::fs::metadata(&db).unwrap().modified().unwrap();
-    store
-        .touch_api_keys(vec![("key_1".into(), T + 1)])
-        .await
-        .unwrap();
+    write_database(&store, 0).await;
     // the commit went to the WAL alone; only a checkpoint writes the database file
     assert_eq!(std::fs::metadata(&db).unwrap().modified().unwrap(), before);
     let deadline = Instant::now() + std::time::Duration::from_secs(10);
@@ -292,4 +296,42 @@ async fn a_change_the_invalidation_poll_found_is_seen_by_the_next_lookup() {
     // cache after it must not read the snapshot from before the change
     store.note_change_elsewhere();
     assert_eq!(revoked_at(&store, 1).await, Some(T + 40));
+}
+
+#[tokio::test]
+async fn last_use_times_leave_the_database_file_and_the_held_snapshot_alone() {
+    let (dir, store, _other) = setup(1).await;
+    let db = dir.path().join("dotgit.db");
+    hold(&store, &db).await;
+    // SQLite's count of other connections' commits to the database file, as a reader sees it
+    let reader = rusqlite::Connection::open(&db).unwrap();
+    let version = || -> i64 {
+        reader
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = version();
+    store
+        .touch_api_keys(vec![("key_1".into(), T + 5)])
+        .await
+        .unwrap();
+    store
+        .touch_scope_usage(vec![("key_1".into(), "repo:read".into(), T + 5)])
+        .await
+        .unwrap();
+    // (ADR 0024) the flush committed to the activity file: the readers of the database file
+    // keep their page caches, and this thread its snapshot
+    assert_eq!(
+        version(),
+        before,
+        "the last-use flush wrote the database file"
+    );
+    assert_eq!(revoked_at(&store, 1).await, None);
+    assert!(holds_snapshot(&db), "the last-use flush ended the snapshot");
+    let key = store.get_api_key("acct_1", "key_1").await.unwrap().unwrap();
+    assert_eq!(key.last_used_at, Some(T + 5));
+    assert_eq!(
+        store.scope_usage("key_1").await.unwrap(),
+        vec![("repo:read".to_owned(), T + 5)]
+    );
 }

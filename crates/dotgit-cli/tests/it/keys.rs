@@ -548,7 +548,8 @@ async fn last_use_times_reach_the_database_at_most_a_minute_late_and_the_api_is_
         s.state().note_scope_use(i, "repo:read".to_owned());
     }
     s.state().flush_due_usage().await;
-    let db = dotgit_server::db_path(&s.config.data_dir);
+    // (they live in the activity file beside the database, ADR 0024)
+    let db = dotgit_store::activity_path(&dotgit_server::db_path(&s.config.data_dir));
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
         .await
         .unwrap();
