@@ -117,12 +117,7 @@ async fn database_with_last_uses_in_it(dir: &std::path::Path, db: &std::path::Pa
     ] {
         sqlx::query(sql).execute(&p).await.unwrap();
     }
-    sqlx::query("INSERT INTO api_key_last_use (key_id, at) VALUES ('key_a', ?), ('key_b', ?)")
-        .bind(T + 50)
-        .bind(T + 60)
-        .execute(&p)
-        .await
-        .unwrap();
+    old_last_uses(&p).await;
     sqlx::query(
         "INSERT INTO credential_scope_usage (credential_id, scope, last_used_at)
          VALUES ('key_a', 'repo:read', ?)",
@@ -132,6 +127,25 @@ async fn database_with_last_uses_in_it(dir: &std::path::Path, db: &std::path::Pa
     .await
     .unwrap();
     p.close().await;
+}
+
+/// `key_a` used at `T + 50` and `key_b` at `T + 60`, in the database file's table.
+async fn old_last_uses(p: &sqlx::SqlitePool) {
+    sqlx::query("INSERT INTO api_key_last_use (key_id, at) VALUES ('key_a', ?), ('key_b', ?)")
+        .bind(T + 50)
+        .bind(T + 60)
+        .execute(p)
+        .await
+        .unwrap();
+}
+
+/// `key_a`'s and `key_b`'s last uses, as the API reads them.
+async fn assert_last_uses(store: &Store, [a, b]: [i64; 2]) {
+    let keys = store.list_api_keys("acct_1").await.unwrap();
+    assert_eq!(
+        last_uses(&keys),
+        vec![("key_a".into(), Some(a)), ("key_b".into(), Some(b))]
+    );
 }
 
 async fn tables_in_database_file(db: &std::path::Path) -> Vec<String> {
@@ -155,14 +169,7 @@ async fn an_upgrade_moves_the_last_use_times_into_the_activity_file() {
     assert_eq!(tables_in_database_file(&db).await.len(), 2);
 
     let store = Store::open(&db).await.unwrap();
-    let keys = store.list_api_keys("acct_1").await.unwrap();
-    assert_eq!(
-        last_uses(&keys),
-        vec![
-            ("key_a".into(), Some(T + 50)),
-            ("key_b".into(), Some(T + 60))
-        ]
-    );
+    assert_last_uses(&store, [T + 50, T + 60]).await;
     assert_eq!(
         store.scope_usage("key_a").await.unwrap(),
         vec![("repo:read".to_owned(), T + 50)]
@@ -178,14 +185,7 @@ async fn an_upgrade_moves_the_last_use_times_into_the_activity_file() {
 
     // opening again finds nothing left to move, and loses nothing
     let store = Store::open(&db).await.unwrap();
-    let keys = store.list_api_keys("acct_1").await.unwrap();
-    assert_eq!(
-        last_uses(&keys),
-        vec![
-            ("key_a".into(), Some(T + 50)),
-            ("key_b".into(), Some(T + 60))
-        ]
-    );
+    assert_last_uses(&store, [T + 50, T + 60]).await;
 }
 
 #[tokio::test]
@@ -205,12 +205,7 @@ async fn an_upgrade_stopped_between_copy_and_drop_keeps_the_later_times() {
     .execute(&p)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO api_key_last_use (key_id, at) VALUES ('key_a', ?), ('key_b', ?)")
-        .bind(T + 50)
-        .bind(T + 60)
-        .execute(&p)
-        .await
-        .unwrap();
+    old_last_uses(&p).await;
     p.close().await;
     let activity = rusqlite::Connection::open(dotgit_store::activity_path(&db)).unwrap();
     activity
@@ -228,14 +223,7 @@ async fn an_upgrade_stopped_between_copy_and_drop_keeps_the_later_times() {
     drop(activity);
 
     let store = Store::open(&db).await.unwrap();
-    let keys = store.list_api_keys("acct_1").await.unwrap();
-    assert_eq!(
-        last_uses(&keys),
-        vec![
-            ("key_a".into(), Some(T + 50)),
-            ("key_b".into(), Some(T + 90))
-        ]
-    );
+    assert_last_uses(&store, [T + 50, T + 90]).await;
     store.close().await;
     assert_eq!(tables_in_database_file(&db).await, Vec::<String>::new());
 }
