@@ -128,7 +128,8 @@ impl AppState {
     async fn write_usage(&self, all: bool) {
         let now = self.now();
         let store = &self.store;
-        self.scope_usage
+        let scopes = self
+            .scope_usage
             .write_due(now, all, "scope usage", |chunk| {
                 let rows: Vec<(String, String, i64)> = chunk
                     .iter()
@@ -137,16 +138,20 @@ impl AppState {
                 async move { store.touch_scope_usage(rows).await }
             })
             .await;
-        self.usage
+        let keys = self
+            .usage
             .write_due(now, all, "last-used times", |chunk| {
                 let rows = chunk.to_vec();
                 async move { store.touch_api_keys(rows).await }
             })
             .await;
         // the times went to the activity file with the audit writer's unsynced commits: on
-        // disk now, not at the writer's next pause, which may be long after traffic stops
-        if let Err(err) = store.sync_audit().await {
-            tracing::error!(error = %err, "syncing the last-used times to disk failed");
+        // disk now, not at the writer's next pause, which may be long after traffic stops (a
+        // flush that wrote nothing leaves the writer's syncs to their own schedule)
+        if scopes || keys {
+            if let Err(err) = store.sync_audit().await {
+                tracing::error!(error = %err, "syncing the last-used times to disk failed");
+            }
         }
     }
 

@@ -101,15 +101,17 @@ impl<K: Eq + Hash + Clone> Uses<K> {
     /// Writes the uses due at `now` (every pending one if `all`) with `write`, in chunks of at
     /// most [`CHUNK`], each its own transaction: the audit writer shares the writer connection,
     /// and a flush of 100,000 keys in one transaction kept it waiting (docs/performance.md,
-    /// session 14). A chunk that fails is put back with the rest, for the next flush.
+    /// session 14). A chunk that fails is put back with the rest, for the next flush. Returns
+    /// whether any chunk was written.
     pub async fn write_due<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(
         &self,
         now: i64,
         all: bool,
         what: &str,
         write: impl Fn(&[(K, i64)]) -> F,
-    ) {
+    ) -> bool {
         let mut due = self.take_due(now, all);
+        let mut wrote = false;
         while !due.is_empty() {
             let rest = due.split_off(due.len().min(CHUNK));
             let chunk = std::mem::replace(&mut due, rest);
@@ -117,10 +119,12 @@ impl<K: Eq + Hash + Clone> Uses<K> {
                 tracing::warn!(error = %e, "could not record {what}; will retry");
                 self.put_back(chunk);
                 self.put_back(due);
-                return;
+                return wrote;
             }
             self.written(chunk, now);
+            wrote = true;
         }
+        wrote
     }
 
     /// Puts back a batch whose write failed (it is retried at the next flush).
@@ -194,30 +198,35 @@ mod tests {
             u.note(&format!("k{i}"), T, || format!("k{i}"));
         }
         let calls = std::sync::Mutex::new(Vec::new());
-        u.write_due(T + 5, false, "test", |c: &[(String, i64)]| {
-            let mut calls = calls.lock().unwrap();
-            calls.push(c.len());
-            let r = if calls.len() == 2 {
-                Err("disk full")
-            } else {
-                Ok(())
-            };
-            async move { r }
-        })
-        .await;
+        let wrote = u
+            .write_due(T + 5, false, "test", |c: &[(String, i64)]| {
+                let mut calls = calls.lock().unwrap();
+                calls.push(c.len());
+                let r = if calls.len() == 2 {
+                    Err("disk full")
+                } else {
+                    Ok(())
+                };
+                async move { r }
+            })
+            .await;
+        assert!(wrote, "the first chunk was written");
         assert_eq!(*calls.lock().unwrap(), vec![CHUNK, CHUNK]);
         // the first chunk is written; the one that failed and the rest stay pending
         assert_eq!(u.written.lock().len(), CHUNK);
         assert_eq!(u.pending.lock().len(), CHUNK + 1);
         // and are written at the next flush
         let n = std::sync::Mutex::new(0);
-        u.write_due(T + 10, false, "test", |c: &[(String, i64)]| {
+        let write = |c: &[(String, i64)]| {
             *n.lock().unwrap() += c.len();
             async { Ok::<(), &str>(()) }
-        })
-        .await;
+        };
+        assert!(u.write_due(T + 10, false, "test", write).await);
         assert_eq!(*n.lock().unwrap(), CHUNK + 1);
         assert_eq!(u.pending.lock().len(), 0);
+        // nothing due: nothing written, and the caller is told so
+        assert!(!u.write_due(T + 15, false, "test", write).await);
+        assert_eq!(*n.lock().unwrap(), CHUNK + 1);
     }
 
     #[test]
