@@ -8,6 +8,7 @@
 //! - `oauth-seed`: runs the real authorization-code flow over HTTPS N times and writes the
 //!   access and refresh tokens (N independent refresh families).
 //! - `logins`: a steady rate of password sign-ins through the login form (argon2 load).
+//! - `handshakes`: new connections, each a full TLS handshake (no resumption) and one request.
 //!
 //! Nothing here is part of the product; it exists to measure it.
 
@@ -93,6 +94,20 @@ enum Cmd {
         #[arg(long)]
         seconds: u64,
     },
+    /// For SECONDS, over CONNECTIONS concurrent loops: open a TCP connection, make a full TLS
+    /// handshake (resumption off, X25519 then P-256 offered, as OpenSSL 3.0 does), send one
+    /// `GET` of the URL's path with `Connection: close` and read the answer to its end. Prints
+    /// the answers that were 200 and the failures.
+    Handshakes {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        #[arg(long)]
+        seconds: f64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -131,6 +146,12 @@ fn main() -> Result<()> {
             rate,
             seconds,
         } => rt.block_on(logins(&url, &cert, &user, &password, rate, seconds)),
+        Cmd::Handshakes {
+            url,
+            cert,
+            connections,
+            seconds,
+        } => rt.block_on(handshakes(&url, &cert, connections, seconds)),
     }
 }
 
@@ -528,4 +549,88 @@ async fn logins(
         eprintln!("first sign-in error: {e}");
     }
     Ok(())
+}
+
+/// The client of `handshakes`: the certificate in `cert` as the only root, no session resumption
+/// (every connection a full handshake), and the key-exchange groups OpenSSL 3.0 offers first —
+/// an X25519 key share, P-256 as the fallback — so the server does what it does for curl or a
+/// script's HTTP library, not the post-quantum hybrid a rustls client would ask for.
+fn full_handshake_client(cert: &Path) -> Result<rustls::ClientConfig> {
+    use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+    let provider = rustls::crypto::CryptoProvider {
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1],
+        ..default_provider()
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c?)?;
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.resumption = rustls::client::Resumption::disabled();
+    Ok(cfg)
+}
+
+async fn handshakes(url: &str, cert: &Path, connections: usize, seconds: f64) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    let url = url::Url::parse(url).context("--url")?;
+    let host = url.host_str().context("--url has no host")?.to_owned();
+    let port = url.port_or_known_default().context("--url has no port")?;
+    let name = rustls::pki_types::ServerName::try_from(host.clone())?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(full_handshake_client(cert)?));
+    let request: Arc<[u8]> = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n",
+        url.path()
+    )
+    .into_bytes()
+    .into();
+    let addr = (host.as_str(), port);
+    let addr = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .context("--url: no address")?;
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..connections.max(1) {
+        let (connector, name, request) = (connector.clone(), name.clone(), request.clone());
+        let (ok, failed) = (ok.clone(), failed.clone());
+        loops.spawn(async move {
+            while Instant::now() < deadline {
+                match one_connection(&connector, name.clone(), addr, &request).await {
+                    Ok(true) => ok.fetch_add(1, Relaxed),
+                    Ok(false) | Err(_) => failed.fetch_add(1, Relaxed),
+                };
+            }
+        });
+    }
+    while loops.join_next().await.is_some() {}
+    let (ok, failed) = (ok.load(Relaxed), failed.load(Relaxed));
+    println!("requests {ok}");
+    println!("failed {failed}");
+    if ok == 0 {
+        bail!("no connection got its answer ({failed} failed)");
+    }
+    Ok(())
+}
+
+/// One connection: handshake, request, the whole answer. True when the answer was a 200.
+async fn one_connection(
+    connector: &tokio_rustls::TlsConnector,
+    name: rustls::pki_types::ServerName<'static>,
+    addr: std::net::SocketAddr,
+    request: &[u8],
+) -> Result<bool> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut tls = connector.connect(name, tcp).await?;
+    tls.write_all(request).await?;
+    let mut answer = Vec::with_capacity(512);
+    tls.read_to_end(&mut answer).await?;
+    Ok(answer.starts_with(b"HTTP/1.1 200 "))
 }
