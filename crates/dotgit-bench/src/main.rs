@@ -561,14 +561,9 @@ fn full_handshake_client(cert: &Path) -> Result<rustls::ClientConfig> {
         kx_groups: vec![kx_group::X25519, kx_group::SECP256R1],
         ..default_provider()
     };
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
-    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(c?)?;
-    }
     let mut cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
+        .with_root_certificates(dotgit_testkit::root_store(cert))
         .with_no_client_auth();
     cfg.resumption = rustls::client::Resumption::disabled();
     Ok(cfg)
