@@ -13,9 +13,13 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+mod held;
+use held::Held;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -55,18 +59,9 @@ pub async fn serve(
             let builder = auto::Builder::new(TokioExecutor::new());
             match acceptor {
                 Some(acceptor) => {
-                    let tls =
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(peer = %peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
+                    let Some(tls) = handshake(&acceptor, tcp, peer).await else {
+                        return;
+                    };
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
@@ -83,6 +78,50 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("connections still open after the drain deadline; closing");
+    }
+}
+
+/// Makes the TLS handshake on `tcp` within [`HANDSHAKE_TIMEOUT`]. The writes of a TLS 1.3
+/// handshake's last flight, its session tickets, stay held to leave with the first answer
+/// ([`held`]); anything else still held (a TLS 1.2 server `Finished`, a failed handshake's alert)
+/// is sent before returning.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<Held<TcpStream>>> {
+    let made = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        match acceptor
+            .accept(Held::handshaking(tcp))
+            .into_fallible()
+            .await
+        {
+            Ok(mut tls) => {
+                let (io, conn) = tls.get_mut();
+                io.handshake_done();
+                if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+                    tls.flush().await?;
+                }
+                Ok(tls)
+            }
+            Err((e, mut io)) => {
+                io.handshake_done();
+                let _ = io.shutdown().await;
+                Err(e)
+            }
+        }
+    })
+    .await;
+    match made {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer, "TLS handshake timed out");
+            None
+        }
     }
 }
 

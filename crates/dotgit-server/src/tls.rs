@@ -124,8 +124,20 @@ pub fn cipher_suites() -> Vec<rustls::SupportedCipherSuite> {
     ]
 }
 
+/// The session tickets a TLS 1.3 handshake ends with (rustls sends 2 unless told).
+///
+/// One is what a client reconnecting one connection at a time uses: each resumption is given a
+/// ticket for the next. A client that opens several at once can ask for more (RFC 9149), up to
+/// [`TLS13_TICKETS_ON_REQUEST`]. The sessions the tickets name live in rustls' in-memory cache of
+/// 256, so one a handshake keeps the last 256 connections resumable instead of 128; and a second
+/// ticket cost a full handshake 1–2 % of its server CPU (docs/performance.md, session 21).
+pub const TLS13_TICKETS: usize = 1;
+
+/// The most tickets a client's RFC 9149 `ticket_request` extension is given.
+pub const TLS13_TICKETS_ON_REQUEST: usize = 4;
+
 /// A rustls server config: aws-lc-rs, TLS 1.2/1.3, the server's cipher-suite order
-/// ([`cipher_suites`]), ALPN h2 + http/1.1.
+/// ([`cipher_suites`]), ALPN h2 + http/1.1, [`TLS13_TICKETS`] session tickets.
 pub fn server_config(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
@@ -142,5 +154,7 @@ pub fn server_config(
         .map_err(|e| TlsError::Invalid(e.to_string()))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     cfg.ignore_client_order = true;
+    cfg.send_tls13_tickets = TLS13_TICKETS;
+    cfg.max_tls13_tickets = TLS13_TICKETS_ON_REQUEST;
     Ok(Arc::new(cfg))
 }
