@@ -56,6 +56,10 @@ impl<IO: AsyncWrite + Unpin> Held<IO> {
             }
             self.held.drain(..n);
         }
+        if !self.handshaking {
+            // nothing is held again on this connection: give the buffer back
+            self.held = Vec::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -109,7 +113,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Held<IO> {
             }
             if n > this.held.len() {
                 let of_bufs = n - this.held.len();
-                this.held.clear();
+                this.held = Vec::new();
                 return Poll::Ready(Ok(of_bufs));
             }
             this.held.drain(..n);
@@ -225,6 +229,7 @@ mod tests {
         assert_eq!(s.io.writes.len(), 1, "the tickets wait for the answer");
         s.write_all(b"answer").await.unwrap();
         assert_eq!(s.io.writes[1], b"ticketsanswer".to_vec());
+        assert_eq!(s.held.capacity(), 0, "the buffer is given back");
         s.write_all(b"more").await.unwrap();
         assert_eq!(s.io.writes[2], b"more".to_vec());
     }
