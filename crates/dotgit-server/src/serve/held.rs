@@ -149,12 +149,14 @@ mod tests {
     use std::collections::VecDeque;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// An in-memory stream that records each write call and serves reads from `input`.
+    /// An in-memory stream that records each write call, takes at most `max_write` bytes a write
+    /// when set, and serves reads from `input`.
     #[derive(Default)]
     struct Calls {
         writes: Vec<Vec<u8>>,
         input: VecDeque<u8>,
         shut: bool,
+        max_write: Option<usize>,
     }
 
     impl AsyncRead for Calls {
@@ -177,18 +179,18 @@ mod tests {
             _: &mut Context<'_>,
             b: &[u8],
         ) -> Poll<io::Result<usize>> {
-            self.get_mut().writes.push(b.to_vec());
-            Poll::Ready(Ok(b.len()))
+            let this = self.get_mut();
+            let n = b.len().min(this.max_write.unwrap_or(usize::MAX));
+            this.writes.push(b[..n].to_vec());
+            Poll::Ready(Ok(n))
         }
         fn poll_write_vectored(
             self: Pin<&mut Self>,
-            _: &mut Context<'_>,
+            cx: &mut Context<'_>,
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
             let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-            let n = all.len();
-            self.get_mut().writes.push(all);
-            Poll::Ready(Ok(n))
+            self.poll_write(cx, &all)
         }
         fn is_write_vectored(&self) -> bool {
             true
@@ -249,46 +251,11 @@ mod tests {
         assert!(s.io.shut);
     }
 
-    /// A stream that takes at most `max` bytes a write.
-    struct Short {
-        inner: Calls,
-        max: usize,
-    }
-
-    impl AsyncWrite for Short {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            b: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            let this = self.get_mut();
-            let n = b.len().min(this.max);
-            Pin::new(&mut this.inner).poll_write(cx, &b[..n])
-        }
-        fn poll_write_vectored(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-            self.poll_write(cx, &all)
-        }
-        fn is_write_vectored(&self) -> bool {
-            true
-        }
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
     #[tokio::test]
     async fn short_writes_keep_the_order_and_count_only_the_callers_bytes() {
-        let mut s = Held::handshaking(Short {
-            inner: Calls::default(),
-            max: 3,
+        let mut s = Held::handshaking(Calls {
+            max_write: Some(3),
+            ..Calls::default()
         });
         s.write_all(b"tickets").await.unwrap();
         s.handshake_done();
@@ -299,7 +266,7 @@ mod tests {
             assert!(n <= answer.len() - sent);
             sent += n;
         }
-        let wire: Vec<u8> = s.io.inner.writes.concat();
+        let wire: Vec<u8> = s.io.writes.concat();
         assert_eq!(wire, b"ticketsanswer".to_vec());
     }
 }
