@@ -105,7 +105,7 @@ async fn handshake(
                 Ok(tls)
             }
             Err((e, mut io)) => {
-                io.handshake_done();
+                // the shutdown sends what is held first: the alert telling the client why
                 let _ = io.shutdown().await;
                 Err(e)
             }
