@@ -14,8 +14,22 @@ pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Whole seconds, rounded down (as `OffsetDateTime::now_utc().unix_timestamp()`, without
+    /// building a calendar date on the way: an authenticated request reads the clock).
     fn now(&self) -> i64 {
-        OffsetDateTime::now_utc().unix_timestamp()
+        unix_seconds(std::time::SystemTime::now())
+    }
+}
+
+/// Seconds since the Unix epoch of `t`, rounded down (towards the past before 1970 too).
+fn unix_seconds(t: std::time::SystemTime) -> i64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => {
+            let d = e.duration();
+            let whole = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            -(whole.saturating_add(i64::from(d.subsec_nanos() > 0)))
+        }
     }
 }
 
@@ -68,6 +82,28 @@ mod tests {
         assert_eq!(c.now(), 1_000);
         c.advance(7_200);
         assert_eq!(c.now(), 8_200);
+    }
+
+    #[test]
+    fn system_seconds_round_down_like_the_calendar_clock() {
+        use std::time::{Duration, UNIX_EPOCH};
+        for (t, secs) in [
+            (UNIX_EPOCH, 0),
+            (
+                UNIX_EPOCH + Duration::from_millis(1_795_000_000_999),
+                1_795_000_000,
+            ),
+            (UNIX_EPOCH - Duration::from_millis(1), -1),
+            (UNIX_EPOCH - Duration::from_secs(2), -2),
+            (UNIX_EPOCH - Duration::from_millis(2_500), -3),
+        ] {
+            assert_eq!(unix_seconds(t), secs, "{t:?}");
+            assert_eq!(OffsetDateTime::from(t).unix_timestamp(), secs, "{t:?}");
+        }
+        let before = OffsetDateTime::now_utc().unix_timestamp();
+        let now = SystemClock.now();
+        let after = OffsetDateTime::now_utc().unix_timestamp();
+        assert!((before..=after).contains(&now), "{before} {now} {after}");
     }
 
     #[test]
