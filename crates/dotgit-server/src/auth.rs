@@ -175,7 +175,16 @@ pub async fn verify_credential(
     token: &str,
     actor: &Actor,
 ) -> Result<Verified, ApiError> {
-    let now = state.now();
+    verify_credential_at(state, token, actor, state.now()).await
+}
+
+/// [`verify_credential`] at a time the caller has read already (one clock read a request).
+async fn verify_credential_at(
+    state: &AppState,
+    token: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<Verified, ApiError> {
     let shape = classify(token);
     let kind = match &shape {
         TokenShape::Opaque(k, _) => Some(*k),
@@ -593,7 +602,7 @@ pub async fn authenticate(
             return Err(ApiError::invalid_token().with_cause(f.reason()));
         }
     };
-    let verified = verify_credential(state, token, actor).await?;
+    let verified = verify_credential_at(state, token, actor, now).await?;
     let c = &verified.credential;
     let budget = state
         .limiter
@@ -622,7 +631,7 @@ pub async fn authenticate(
         }
     }
     if c.kind == CredentialKind::ApiKey {
-        state.note_use(&c.credential_id);
+        state.note_use(&c.credential_id, now);
     }
     Ok((verified, budget))
 }

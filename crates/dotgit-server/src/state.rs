@@ -98,9 +98,9 @@ impl AppState {
         self.clock.now()
     }
 
-    /// Notes that credential `id` was used now (written behind).
-    pub fn note_use(&self, id: &str) {
-        self.usage.note(id, self.now(), || id.to_owned());
+    /// Notes that credential `id` was used at `now` (written behind).
+    pub fn note_use(&self, id: &str, now: i64) {
+        self.usage.note(id, now, || id.to_owned());
     }
 
     /// Notes that credential `id` used its granted `scope` now (written behind).

@@ -544,7 +544,7 @@ async fn last_use_times_reach_the_database_at_most_a_minute_late_and_the_api_is_
         .map(|i| format!("key_bulk{i:05}"))
         .collect();
     for i in &ids {
-        s.state().note_use(i);
+        s.state().note_use(i, s.state().now());
         s.state().note_scope_use(i, "repo:read".to_owned());
     }
     s.state().flush_due_usage().await;
