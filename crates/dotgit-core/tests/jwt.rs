@@ -828,6 +828,35 @@ mod verifier {
         assert_eq!((v.jti, v.ips, v.projects), (None, None, None));
     }
 
+    #[test]
+    fn escaped_claims_read_as_their_text() {
+        // the claims are taken out of the claim set when it is decoded and read after the
+        // signature: a value with escapes must compare as the text it stands for, one without
+        // as itself, and members nobody reads (however nested) must not matter
+        let payload = format!(
+            r#"{{"sub":"{ACCOUNT}","iss":"ci-deploy\u0065r","aud":"https:\/\/dotgit.example","iat":{},"exp":{},"scope":"repo:r\u0065ad","jti":"j\u002d1","projects":["my-\u0061pp"],"other":{{"x":[1,{{"y":"\u00e9"}}]}}}}"#,
+            NOW - 10,
+            NOW + 600
+        );
+        let head = format!(r#"{{"alg":"RS256","kid":"{KID}"}}"#);
+        let token = signer().sign_raw(head.as_bytes(), payload.as_bytes());
+        let u = decode_unverified(&token).unwrap();
+        assert_eq!(u.jti().as_deref(), Some("j-1"));
+        let v = check(&token).unwrap();
+        assert_eq!(v.jti.as_deref(), Some("j-1"));
+        assert_eq!(
+            v.scopes,
+            ScopeSet::parse_space_separated("repo:read").unwrap()
+        );
+        assert_eq!(v.projects, Some(vec!["my-app".to_owned()]));
+        // an escape that spells another value is that value
+        let other = payload.replace(r"ci-deploy\u0065r", r"ci-deploy\u0045r");
+        assert_eq!(
+            check(&signer().sign_raw(head.as_bytes(), other.as_bytes())).unwrap_err(),
+            JwtError::IssuerMismatch
+        );
+    }
+
     // --- shape, checked before any decoding
 
     #[test]

@@ -52,6 +52,23 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// The same value, owning its strings (a claim kept after the text it was read from is
+    /// dropped).
+    pub(crate) fn into_owned(self) -> Val<'static> {
+        match self {
+            Val::Null => Val::Null,
+            Val::Bool(b) => Val::Bool(b),
+            Val::Number(n) => Val::Number(n),
+            Val::Str(s) => Val::Str(Cow::Owned(s.into_owned())),
+            Val::Array(a) => Val::Array(a.into_iter().map(Val::into_owned).collect()),
+            Val::Object(o) => Val::Object(Obj(o
+                .0
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned()))
+                .collect())),
+        }
+    }
+
     /// The same value, owned, as serde_json builds it.
     pub(crate) fn into_value(self) -> Value {
         match self {
@@ -78,6 +95,11 @@ impl<'a> Obj<'a> {
     /// Whether a member is named `name`.
     pub(crate) fn contains_key(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+
+    /// The members, in text order.
+    pub(crate) fn into_members(self) -> impl Iterator<Item = (Cow<'a, str>, Val<'a>)> {
+        self.0.into_iter()
     }
 
     fn into_map(self) -> Map<String, Value> {

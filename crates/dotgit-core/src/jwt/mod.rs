@@ -229,9 +229,9 @@ impl JwtError {
 pub struct Unverified {
     kid: String,
     sub: String,
-    /// The claim set's JSON, checked strict when decoded and read again (borrowed) by
-    /// [`verify`]: cheaper than building owned values for every member.
-    payload: Vec<u8>,
+    /// The members of the claim set that [`verify`] reads, taken when it was decoded (and found
+    /// strict): the claim set is parsed once.
+    claims: Claims,
     signing_input: String,
     signature: Vec<u8>,
 }
@@ -258,13 +258,27 @@ impl Unverified {
 
     /// The `jti` claim if it is a string, unverified.
     pub fn jti(&self) -> Option<String> {
-        let claims = self.claims().ok()?;
-        claims.get("jti").and_then(Val::as_str).map(str::to_owned)
+        self.claims
+            .get("jti")
+            .and_then(Val::as_str)
+            .map(str::to_owned)
     }
+}
 
-    /// The claim set, borrowed from [`Unverified::payload`] (which decoding found strict).
-    fn claims(&self) -> Result<Obj<'_>, JwtError> {
-        json::parse(&self.payload).map_err(|e| json_error(e, false))
+/// The claims [`verify`] reads besides `sub`. Every other member of a claim set is ignored, and
+/// not kept.
+const READ_CLAIMS: [&str; 9] = [
+    "iss", "aud", "exp", "iat", "nbf", "scope", "jti", "ips", "projects",
+];
+
+/// The members of a claim set named in [`READ_CLAIMS`], owned; no name twice (the claim set was
+/// strict).
+#[derive(Clone, Default)]
+struct Claims(Vec<(&'static str, Val<'static>)>);
+
+impl Claims {
+    fn get(&self, name: &str) -> Option<&Val<'static>> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 }
 
@@ -356,18 +370,29 @@ pub fn decode_unverified(token: &str) -> Result<Unverified, JwtError> {
     let header = json::parse(&header_bytes).map_err(|e| json_error(e, true))?;
     let kid = check_header(&header)?;
 
-    let claims = json::parse(&payload).map_err(|e| json_error(e, false))?;
-    let sub = match claims.get("sub") {
+    // one parse: `sub` now, what `verify` reads kept, owned, for after the signature
+    let mut sub = None;
+    let mut claims = Claims(Vec::with_capacity(READ_CLAIMS.len()));
+    for (name, value) in json::parse(&payload)
+        .map_err(|e| json_error(e, false))?
+        .into_members()
+    {
+        if name == "sub" {
+            sub = Some(value);
+        } else if let Some(known) = READ_CLAIMS.iter().find(|n| **n == name) {
+            claims.0.push((known, value.into_owned()));
+        }
+    }
+    let sub = match sub {
         None => return Err(JwtError::MissingSubject),
-        Some(Val::Str(s)) if !s.is_empty() && s.len() <= MAX_SUB_LEN => s.to_string(),
+        Some(Val::Str(s)) if !s.is_empty() && s.len() <= MAX_SUB_LEN => s.into_owned(),
         Some(_) => return Err(JwtError::InvalidSubject),
     };
-    drop(claims);
 
     Ok(Unverified {
         kid,
         sub,
-        payload,
+        claims,
         signing_input: token[..h.len() + 1 + p.len()].to_owned(),
         signature,
     })
@@ -429,7 +454,7 @@ pub fn verify_rs256_signature(
 
 /// Reads an integer NumericDate. Non-integers (`1.5`, `1e9`, strings) are refused rather than
 /// rounded: RFC 7519 allows fractions, but no issuer we support needs them.
-fn int_claim(claims: &Obj<'_>, name: &str, invalid: JwtError) -> Result<Option<i64>, JwtError> {
+fn int_claim(claims: &Claims, name: &str, invalid: JwtError) -> Result<Option<i64>, JwtError> {
     match claims.get(name) {
         None => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or(invalid),
@@ -437,7 +462,7 @@ fn int_claim(claims: &Obj<'_>, name: &str, invalid: JwtError) -> Result<Option<i
 }
 
 fn string_list<'c>(
-    claims: &'c Obj<'_>,
+    claims: &'c Claims,
     name: &str,
     invalid: JwtError,
 ) -> Result<Option<Vec<&'c str>>, JwtError> {
@@ -466,8 +491,7 @@ pub fn verify(
     ctx: &VerifyContext<'_>,
 ) -> Result<VerifiedJwt, JwtError> {
     verify_rs256_signature(key.key, u.signing_input.as_bytes(), &u.signature)?;
-    let claims = u.claims()?;
-    let c = &claims;
+    let c = &u.claims;
 
     if u.sub != key.account_id {
         return Err(JwtError::SubjectMismatch);
