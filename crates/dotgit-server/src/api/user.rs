@@ -78,7 +78,7 @@ pub async fn get_user(CallerCredential(c): CallerCredential) -> Result<Response,
         Some(b) => b.clone(),
         None => {
             let p = c.principal();
-            // room for a JWT's body (~230 bytes) without growing the buffer
+            // room for the body (~200 bytes, a little more for a JWT's) without growing the buffer
             let mut rendered = Vec::with_capacity(320);
             serde_json::to_writer(
                 &mut rendered,
