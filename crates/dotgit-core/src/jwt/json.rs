@@ -97,9 +97,16 @@ impl<'a> Obj<'a> {
         self.get(name).is_some()
     }
 
-    /// The members, in text order.
-    pub(crate) fn into_members(self) -> impl Iterator<Item = (Cow<'a, str>, Val<'a>)> {
-        self.0.into_iter()
+    /// The members named in `names`, their values owned, under those static names (no
+    /// allocation for a name); every other member is dropped.
+    pub(crate) fn into_owned_subset(self, names: &[&'static str]) -> Obj<'static> {
+        let mut kept = Vec::with_capacity(names.len().min(self.0.len()));
+        for (name, value) in self.0 {
+            if let Some(known) = names.iter().find(|n| **n == name) {
+                kept.push((Cow::Borrowed(*known), value.into_owned()));
+            }
+        }
+        Obj(kept)
     }
 
     fn into_map(self) -> Map<String, Value> {

@@ -229,9 +229,9 @@ impl JwtError {
 pub struct Unverified {
     kid: String,
     sub: String,
-    /// The members of the claim set that [`verify`] reads, taken when it was decoded (and found
-    /// strict): the claim set is parsed once.
-    claims: Claims,
+    /// The members of the claim set that [`verify`] reads ([`READ_CLAIMS`]), taken when it was
+    /// decoded (and found strict): the claim set is parsed once.
+    claims: Obj<'static>,
     signing_input: String,
     signature: Vec<u8>,
 }
@@ -270,17 +270,6 @@ impl Unverified {
 const READ_CLAIMS: [&str; 9] = [
     "iss", "aud", "exp", "iat", "nbf", "scope", "jti", "ips", "projects",
 ];
-
-/// The members of a claim set named in [`READ_CLAIMS`], owned; no name twice (the claim set was
-/// strict).
-#[derive(Clone, Default)]
-struct Claims(Vec<(&'static str, Val<'static>)>);
-
-impl Claims {
-    fn get(&self, name: &str) -> Option<&Val<'static>> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
-    }
-}
 
 /// What the server knows about the registered key named by the token's `kid`, found among the
 /// keys of the account named by `sub`.
@@ -370,24 +359,14 @@ pub fn decode_unverified(token: &str) -> Result<Unverified, JwtError> {
     let header = json::parse(&header_bytes).map_err(|e| json_error(e, true))?;
     let kid = check_header(&header)?;
 
-    // one parse: `sub` now, what `verify` reads kept, owned, for after the signature
-    let mut sub = None;
-    let mut claims = Claims(Vec::with_capacity(READ_CLAIMS.len()));
-    for (name, value) in json::parse(&payload)
-        .map_err(|e| json_error(e, false))?
-        .into_members()
-    {
-        if name == "sub" {
-            sub = Some(value);
-        } else if let Some(known) = READ_CLAIMS.iter().find(|n| **n == name) {
-            claims.0.push((known, value.into_owned()));
-        }
-    }
-    let sub = match sub {
+    let claims = json::parse(&payload).map_err(|e| json_error(e, false))?;
+    let sub = match claims.get("sub") {
         None => return Err(JwtError::MissingSubject),
-        Some(Val::Str(s)) if !s.is_empty() && s.len() <= MAX_SUB_LEN => s.into_owned(),
+        Some(Val::Str(s)) if !s.is_empty() && s.len() <= MAX_SUB_LEN => s.to_string(),
         Some(_) => return Err(JwtError::InvalidSubject),
     };
+    // one parse: what `verify` reads is kept, owned, for after the signature
+    let claims = claims.into_owned_subset(&READ_CLAIMS);
 
     Ok(Unverified {
         kid,
@@ -454,7 +433,7 @@ pub fn verify_rs256_signature(
 
 /// Reads an integer NumericDate. Non-integers (`1.5`, `1e9`, strings) are refused rather than
 /// rounded: RFC 7519 allows fractions, but no issuer we support needs them.
-fn int_claim(claims: &Claims, name: &str, invalid: JwtError) -> Result<Option<i64>, JwtError> {
+fn int_claim(claims: &Obj<'_>, name: &str, invalid: JwtError) -> Result<Option<i64>, JwtError> {
     match claims.get(name) {
         None => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or(invalid),
@@ -462,7 +441,7 @@ fn int_claim(claims: &Claims, name: &str, invalid: JwtError) -> Result<Option<i6
 }
 
 fn string_list<'c>(
-    claims: &'c Claims,
+    claims: &'c Obj<'_>,
     name: &str,
     invalid: JwtError,
 ) -> Result<Option<Vec<&'c str>>, JwtError> {

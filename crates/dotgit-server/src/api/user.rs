@@ -106,8 +106,8 @@ pub async fn get_user(CallerCredential(c): CallerCredential) -> Result<Response,
     Ok(resp)
 }
 
-/// Headers an authenticated JSON answer carries on its way out (10, or 11 with the
-/// key-rotation notice), with one to spare.
+/// Headers an authenticated JSON answer carries on its way out (9, or 10 with the key-rotation
+/// notice), with room to spare.
 const ANSWER_HEADERS: usize = 12;
 
 /// Security settings body: every field optional; what is absent is left as it is.
