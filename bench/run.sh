@@ -50,9 +50,14 @@ PIDS=()
 # scenario against ~450 with polling. That is the price of waking the load generator over
 # loopback, which no network card would charge the server. A full run sets the kernel's own
 # default (200 µs) for its duration and puts the old value back on exit; BENCH_HALT_POLL=keep
-# leaves the machine as it is. The table's machine line says which applied.
+# leaves the machine as it is. The table's machine line says which applied. Halt polling is
+# the haltpoll cpuidle driver's: a guest without a cpuidle driver (Firecracker's, in session 24)
+# halts its idle CPUs at once whatever the setting, and every wake-up of one is an IPI; the
+# machine line says so, and the table counts those wake-ups (load_ipis).
 HALT_POLL=/sys/module/haltpoll/parameters/guest_halt_poll_ns; HALT_POLL_WAS=""; HALT_NOTE=""
-if ! $SMOKE && [[ "${BENCH_HALT_POLL:-}" != keep && -w $HALT_POLL && $(cat "$HALT_POLL") == 0 ]]; then
+if [[ $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null) == none ]]; then
+  HALT_NOTE="; no cpuidle driver: idle CPUs halt at once, halt polling has no effect"
+elif ! $SMOKE && [[ "${BENCH_HALT_POLL:-}" != keep && -w $HALT_POLL && $(cat "$HALT_POLL") == 0 ]]; then
   HALT_POLL_WAS=0; echo 200000 >"$HALT_POLL"
   HALT_NOTE="; guest halt polling 200 µs for the run (the machine's 0 restored after)"
 elif [[ -r $HALT_POLL ]]; then
@@ -111,6 +116,22 @@ fi
 RAW_MS=1000; $SMOKE && RAW_MS=200
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# load_ipis → the interrupts the load generator's CPU (1) has taken that another CPU sends to
+# wake or call it (function-call and rescheduling IPIs, /proc/interrupts); 0 when unpinned. An
+# answer that finds wrk's CPU halted costs the server's CPU such an IPI: on a VM a VM exit,
+# ~3.5 µs of the core a JWT request in session 24 (perf: `sock_def_readable` under `writev`)
+load_ipis() {
+  if [[ ${#pin_load[@]} -eq 0 || ! -r /proc/interrupts ]]; then echo 0; return; fi
+  awk '$1 == "CAL:" || $1 == "RES:" { s += $3 } END { print s + 0 }' /proc/interrupts
+}
+# ipis_per_request NAME… → "a / b / …": each scenario's IPIs (load_ipis) over its requests, all rounds
+ipis_per_request() {
+  local n out=()
+  for n in "$@"; do
+    out+=("$(awk '{ i += $1; q += $2 } END { printf "%.2f", (q ? i / q : 0) }' "$WORK/$n.ipi" 2>/dev/null || echo "?")")
+  done
+  local IFS=/; echo "${out[*]}" | sed 's|/| / |g'
+}
 TICK=$(getconf CLK_TCK)
 # settle [PID…] → waits (up to 15 s) until the servers are idle: work a scenario leaves behind
 # (the audit writer's backlog, a checkpoint) must neither steal the next scenario's core nor go
@@ -130,13 +151,15 @@ settle() {
 # the server's work until it is idle again, so deferred work (audit batches) is included.
 run() {
   local name=$1 pid=$2 port=$3 path=$4; shift 4
-  local c0 c1 out
+  local c0 c1 i0 i1 out
   settle
-  c0=$(cpu_ticks "$pid")
+  c0=$(cpu_ticks "$pid"); i0=$(load_ipis)
   out=$("${pin_load[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "https://127.0.0.1:$port$path")
+  i1=$(load_ipis)
   settle "$pid"
   c1=$(cpu_ticks "$pid")
   echo "$out" >"$WORK/$name.out"
+  echo "$((i1 - i0)) $(awk '/requests in/ {print $1}' <<<"$out")" >>"$WORK/$name.ipi"
   awk -v c0="$c0" -v c1="$c1" -v tick="$TICK" '
     function us(v) { n = v + 0; if (v ~ /us$/) return n; if (v ~ /ms$/) return n * 1000; if (v ~ /s$/) return n * 1000000; return n }
     /Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = us($2) } /requests in/ { reqs = $1 } /Non-2xx/ { bad = $5 }
@@ -371,6 +394,7 @@ PEERV=$(node -p 'require("./bench/peer/node_modules/oidc-provider/package.json")
   v=$(M "${R_KEYP99[@]}"); row "API key p99 / hello p99" "${v}x" "<= 1.5x" "$(check "$v" "<=" 1.5)"
   v=$(M "${R_COLD[@]}"); row "API key, cache off, random of $KEYS keys in SQLite / hello" "${v}x ($(M "${V_COLD[@]}") req/s)" ">= 0.40x" "$(check "$v" ">=" 0.40)"
   v=$(M "${R_JWTO[@]}"); row "customer JWT, no verified-token cache: server CPU over hello / raw RS256 verify ($(M "${R_RAW[@]}") ns)" "${v}x ($(M "${V_JWT[@]}") req/s)" "<= 1.5x" "$(check "$v" "<=" 1.5)"
+  row "IPIs that woke the load generator's CPU, a request: hello / cached key / JWT (each costs the server's CPU; more where wrk's CPU sleeps between answers)" "$(ipis_per_request hello key jwt)" "context" ""
   v=$(M "${R_JWTREP[@]}"); row "repeated JWT (verified cache) / hello" "${v}x ($(M "${V_JWTREP[@]}") req/s)" ">= 0.70x" "$(check "$v" ">=" 0.70)"
   if $PEER; then
     v=$(M "${R_INTRO[@]}"); row "introspection / oidc-provider $PEERV" "${v}x ($(M "${V_INTRO[@]}") vs $(M "${V_PINTRO[@]}") req/s)" ">= 10x" "$(check "$v" ">=" 10)"
