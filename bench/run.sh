@@ -394,7 +394,7 @@ PEERV=$(node -p 'require("./bench/peer/node_modules/oidc-provider/package.json")
   v=$(M "${R_KEYP99[@]}"); row "API key p99 / hello p99" "${v}x" "<= 1.5x" "$(check "$v" "<=" 1.5)"
   v=$(M "${R_COLD[@]}"); row "API key, cache off, random of $KEYS keys in SQLite / hello" "${v}x ($(M "${V_COLD[@]}") req/s)" ">= 0.40x" "$(check "$v" ">=" 0.40)"
   v=$(M "${R_JWTO[@]}"); row "customer JWT, no verified-token cache: server CPU over hello / raw RS256 verify ($(M "${R_RAW[@]}") ns)" "${v}x ($(M "${V_JWT[@]}") req/s)" "<= 1.5x" "$(check "$v" "<=" 1.5)"
-  row "IPIs that woke the load generator's CPU, a request: hello / cached key / JWT (each costs the server's CPU; more where wrk's CPU sleeps between answers)" "$(ipis_per_request hello key jwt)" "context" ""
+  row "IPIs into the load generator's CPU, a request: hello / cached key / JWT (each costs the server's CPU; a route slower than wrk wakes it about once an answer)" "$(ipis_per_request hello key jwt)" "context" ""
   v=$(M "${R_JWTREP[@]}"); row "repeated JWT (verified cache) / hello" "${v}x ($(M "${V_JWTREP[@]}") req/s)" ">= 0.70x" "$(check "$v" ">=" 0.70)"
   if $PEER; then
     v=$(M "${R_INTRO[@]}"); row "introspection / oidc-provider $PEERV" "${v}x ($(M "${V_INTRO[@]}") vs $(M "${V_PINTRO[@]}") req/s)" ">= 10x" "$(check "$v" ">=" 10)"
