@@ -159,11 +159,12 @@ run() {
   settle "$pid"
   c1=$(cpu_ticks "$pid")
   echo "$out" >"$WORK/$name.out"
-  echo "$((i1 - i0)) $(awk '/requests in/ {print $1}' <<<"$out")" >>"$WORK/$name.ipi"
-  awk -v c0="$c0" -v c1="$c1" -v tick="$TICK" '
+  # the figures on stdout; the IPIs and the requests they came with appended to NAME.ipi
+  awk -v c0="$c0" -v c1="$c1" -v tick="$TICK" -v ipis="$((i1 - i0))" -v ipi_file="$WORK/$name.ipi" '
     function us(v) { n = v + 0; if (v ~ /us$/) return n; if (v ~ /ms$/) return n * 1000; if (v ~ /s$/) return n * 1000000; return n }
     /Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = us($2) } /requests in/ { reqs = $1 } /Non-2xx/ { bad = $5 }
-    END { printf "%s %s %.2f %d %d\n", rps, p99, (c1 - c0) * 1000000 / tick / (reqs ? reqs : 1), reqs, bad + 0 }' <<<"$out"
+    END { printf "%s %s %.2f %d %d\n", rps, p99, (c1 - c0) * 1000000 / tick / (reqs ? reqs : 1), reqs, bad + 0
+          print ipis, reqs + 0 >>ipi_file }' <<<"$out"
 }
 # hs_run NAME PID PORT → like run, for `dotgit-bench handshakes` (full TLS handshakes, one
 # `GET /livez` with `Connection: close` each, CONNS at a time); p99 is not measured (0)
