@@ -229,6 +229,8 @@ paired() {
     { for (i = 1; i <= 5; i++) { a[i] = $i; b[i] = $(i + 5); c[i] = $(i + 10) }
       printf "%.3f\n", '"$expr"' }'
 }
+# jwt_over BASE → one value a pass: the JWT's server CPU a request over BASE's, in raw verifies
+jwt_over() { paired 'q((a[3] - b[3]) * 1000, c[1])' jwt "$1" raw; }
 scn_hello() { run hello "$PID_main" "$PORT_main" /livez; }
 scn_hellocold() { scn_hello; } # hello again, in slices of its own to pair with the cold key's
 scn_cold() {
@@ -365,11 +367,11 @@ for r in $(seq "$ROUNDS"); do
   # the interleaved figures: one ratio per pass, of two slices taken in the same pass
   R_KEY+=($(paired 'q(a[1], b[1])' key hello)); R_KEYP99+=($(paired 'q(a[2], b[2])' key hello))
   R_AUD+=($(paired 'q(a[1], b[1])' key off)); R_JWTREP+=($(paired 'q(a[1], b[1])' jwtrep hello))
-  R_JWTO+=($(paired 'q((a[3] - b[3]) * 1000, c[1])' jwt hello raw)); R_RAW+=("$raw_ns")
+  R_JWTO+=($(jwt_over hello)); R_RAW+=("$raw_ns")
   # the same token on the same route, served from the verified-token cache (on `main`), in
   # place of hello: the route's own work drops out, and what is left is the verification (with
   # what the JWT's lower request rate costs the network side, which stays in)
-  R_JWTV+=($(paired 'q((a[3] - b[3]) * 1000, c[1])' jwt jwtrep raw))
+  R_JWTV+=($(jwt_over jwtrep))
   if $PEER; then R_INTRO+=($(paired 'q(a[1], b[1])' intro peerintro)); fi
   if $PEER; then R_REFR+=($(paired 'q(a[1], b[1])' refresh peerrefresh)); fi
   R_COLD+=($(paired 'q(a[1], b[1])' cold hellocold))
