@@ -620,8 +620,8 @@ impl Store {
     ///
     /// The transaction runs on a rusqlite connection of the writer's own, in one blocking call:
     /// through sqlx, each of its statements was a hand-off to sqlx's connection thread and back,
-    /// and those thread switches cost more than the rows. It holds the pool's single writer
-    /// connection meanwhile, so it never contends with the other writes for SQLite's write lock.
+    /// and those thread switches cost more than the rows. It runs in the write turn
+    /// (`WriteTurn`), so it never contends with the other writes for SQLite's write lock.
     ///
     /// Durability (docs/audit.md): the commit reaches the operating system before this returns,
     /// so a crash of the process loses nothing committed; it reaches the disk when its file's
@@ -639,8 +639,8 @@ impl Store {
     }
 
     /// Runs `f` — one transaction of soft state (class C: per-request audit events, last-used
-    /// times) — in one blocking call on the batching writers' own connection, holding the pool's
-    /// writer meanwhile. Its commits reach the operating system at once and the disk within
+    /// times) — in one blocking call on the batching writers' own connection, in the write turn
+    /// (`WriteTurn`). Its commits reach the operating system at once and the disk within
     /// [`AUDIT_SYNC_INTERVAL`] (see [`Store::append_audit_with_networks`]). `f` tells whether it
     /// changed the database file (a batch of successes alone changes only the activity file,
     /// which the request path's lookups do not read); such a commit is counted (ADR 0023).
@@ -649,7 +649,7 @@ impl Store {
         f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<bool> + Send + 'static,
     ) -> Result<()> {
         let (path, slot) = (self.path.clone(), self.audit_writer.clone());
-        let changed = Store::on_pool_writer(&self.write, move || -> Result<bool> {
+        let changed = Store::on_writer(&self.write, &self.turn, move || -> Result<bool> {
             let mut slot = lock_fresh(&slot);
             let w = match slot.as_mut() {
                 Some(w) => w,

@@ -3,9 +3,9 @@
 //! What must hold (DESIGN "Durability classes"): revocations and suspensions (class A) and
 //! issuance (class B) are committed and flushed before the caller answers 2xx; each such change
 //! appends to `invalidations` in the same transaction so every verification cache, on this node
-//! or another process, drops stale entries. All writes go through one writer connection and
-//! start with `BEGIN IMMEDIATE`, so concurrent writers queue instead of failing with
-//! `SQLITE_BUSY`. Queries use `$n` placeholders and portable types so the PostgreSQL backend
+//! or another process, drops stale entries. Every write of this process takes one turn first
+//! (`WriteTurn`) and starts with `BEGIN IMMEDIATE`, so concurrent writers queue instead of
+//! failing with `SQLITE_BUSY`. Queries use `$n` placeholders and portable types so the PostgreSQL backend
 //! can share them (docs/adr/0002).
 
 mod audit;
@@ -74,6 +74,9 @@ pub(crate) fn unique_violation(e: &sqlx::Error) -> bool {
 pub struct Store {
     read: SqlitePool,
     write: SqlitePool,
+    /// The write turn: every write of this process takes it first, and holds it until its
+    /// commit or rollback is done (see [`WriteTurn`]).
+    turn: WriteTurn,
     /// The database file, for the request path's own connections (`hot`).
     path: std::path::PathBuf,
     /// The audit writer's own connection (opened on first use; see `append_audit_with_networks`).
@@ -94,7 +97,20 @@ pub struct Store {
 pub(crate) struct WriteTx {
     tx: Transaction<'static, Sqlite>,
     commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Declared last, so dropped last: the transaction is finished (or its rollback queued on
+    /// the pooled connection) before the next write may start.
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
+
+/// The process's turn to write. The database has one writer at a time; this process has three
+/// kinds — the pooled sqlx connection (class A/B changes), the audit writer's and the refresh
+/// writer's rusqlite connections (`audit::soft_write`, `refresh`) — and each takes this turn
+/// before it begins a transaction, so none waits on SQLite's lock (whose busy handler sleeps
+/// milliseconds at a time) for another. The batching writers once took the turn by holding the
+/// pool's single connection, but releasing it made sqlx ping the connection on its worker thread,
+/// two thread hand-offs a batch on the refresh writer's critical path (ADR 0015, addendum of
+/// 2026-12-07).
+pub(crate) type WriteTurn = std::sync::Arc<tokio::sync::Mutex<()>>;
 
 impl std::ops::Deref for WriteTx {
     type Target = sqlx::SqliteConnection;
@@ -228,6 +244,7 @@ impl Store {
         Ok(Store {
             read,
             write,
+            turn: WriteTurn::default(),
             path: path.to_owned(),
             audit_writer: Default::default(),
             refresh: Default::default(),
@@ -248,8 +265,10 @@ impl Store {
             .map_err(|e| StoreError::Stopped(format!("loading the token index: {e}")))?
     }
 
-    /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
+    /// Closes every connection; later calls fail with [`StoreError::Unavailable`]. A write in
+    /// progress finishes first.
     pub async fn close(&self) {
+        let _turn = self.turn.lock().await;
         self.write.close().await;
         self.read.close().await;
         if let Ok(mut c) = self.audit_writer.lock() {
@@ -257,33 +276,39 @@ impl Store {
         }
     }
 
-    /// Runs blocking writer work `f` (on a rusqlite connection of its own) while holding the
-    /// pool's single writer connection: no other write runs, or waits on SQLite's write lock,
-    /// meanwhile. Used by the batching writers (`audit::soft_write`, `refresh`).
-    pub(crate) async fn on_pool_writer<T: Send + 'static>(
+    /// Runs blocking writer work `f` (on a rusqlite connection of its own) in the write turn:
+    /// no other write runs, or waits on SQLite's write lock, meanwhile. Refused once the store is
+    /// closed. Used by the batching writers (`audit::soft_write`, `refresh`).
+    pub(crate) async fn on_writer<T: Send + 'static>(
         write: &SqlitePool,
+        turn: &WriteTurn,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
-        let writer = write.acquire().await?;
-        let done = tokio::task::spawn_blocking(f)
+        let _turn = turn.lock().await;
+        if write.is_closed() {
+            return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
+        }
+        tokio::task::spawn_blocking(f)
             .await
-            .map_err(|e| StoreError::Stopped(format!("writer task failed: {e}")));
-        drop(writer);
-        done
+            .map_err(|e| StoreError::Stopped(format!("writer task failed: {e}")))
     }
 
     pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
+        let turn = self.turn.clone().lock_owned().await;
         Ok(WriteTx {
             tx: self.write.begin_with("BEGIN IMMEDIATE").await?,
             commits: self.commits.clone(),
+            _turn: turn,
         })
     }
 
-    /// Runs one statement on the pooled writer (its own transaction), and counts its commit.
+    /// Runs one statement on the pooled writer (its own transaction), in the write turn, and
+    /// counts its commit.
     pub(crate) async fn exec<'q>(
         &self,
         q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     ) -> std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error> {
+        let _turn = self.turn.lock().await;
         let r = q.execute(&self.write).await;
         self.committed();
         r

@@ -629,7 +629,12 @@ impl Store {
     ) -> Result<Rotated<R>> {
         self.hot_open()?;
         let queue = self.refresh.get_or_init(|| {
-            crate::refresh::spawn(self.write.clone(), self.path.clone(), self.tokens.clone())
+            crate::refresh::spawn(
+                self.write.clone(),
+                self.turn.clone(),
+                self.path.clone(),
+                self.tokens.clone(),
+            )
         });
         let (reply, answer) = tokio::sync::oneshot::channel();
         let work = crate::refresh::Work {

@@ -2,8 +2,8 @@
 //!
 //! A rotation is class A: committed and synced before the new tokens are answered. Through sqlx
 //! it cost ten hand-offs to sqlx's connection thread and one fsync, all serialised on the single
-//! writer. Here every rotation is a job for one writer task: it takes every job queued, holds the
-//! pool's writer connection (so no other write interleaves), and runs the batch on a rusqlite
+//! writer. Here every rotation is a job for one writer task: it takes every job queued, takes the
+//! write turn (`WriteTurn`: no other write interleaves), and runs the batch on a rusqlite
 //! connection of its own in one blocking call — one transaction, one commit and one fsync for
 //! the batch (a job that fails makes the batch run again one transaction a job, so that it is
 //! rolled back alone) — then answers each job. While a batch commits, the next one gathers;
@@ -55,7 +55,12 @@ const BATCH: usize = 128;
 
 /// Starts the writer. It ends when every sender is gone, or after its next batch once the store
 /// is closed (a closed store refuses rotations before they reach the queue).
-pub(crate) fn spawn(write: sqlx::SqlitePool, path: PathBuf, tokens: Arc<TokenIndex>) -> Queue {
+pub(crate) fn spawn(
+    write: sqlx::SqlitePool,
+    turn: crate::WriteTurn,
+    path: PathBuf,
+    tokens: Arc<TokenIndex>,
+) -> Queue {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Work, oneshot::Sender<Outcome>)>();
     let conn: Arc<Mutex<Option<Connection>>> = Arc::default();
     let commits = hot::commits(&path);
@@ -64,7 +69,7 @@ pub(crate) fn spawn(write: sqlx::SqlitePool, path: PathBuf, tokens: Arc<TokenInd
         while rx.recv_many(&mut jobs, BATCH).await > 0 {
             let (work, replies): (Vec<Work>, Vec<oneshot::Sender<Outcome>>) =
                 jobs.drain(..).unzip();
-            let outcomes = run(&write, &path, &conn, &tokens, work).await;
+            let outcomes = run(&write, &turn, &path, &conn, &tokens, work).await;
             // counted before anyone hears of the batch: a lookup of a token it rotated or
             // revoked then sees the change (ADR 0023)
             hot::committed(&commits);
@@ -85,6 +90,7 @@ pub(crate) fn spawn(write: sqlx::SqlitePool, path: PathBuf, tokens: Arc<TokenInd
 /// Runs a batch; one outcome per job, in order.
 async fn run(
     write: &sqlx::SqlitePool,
+    turn: &crate::WriteTurn,
     path: &std::path::Path,
     conn: &Arc<Mutex<Option<Connection>>>,
     tokens: &Arc<TokenIndex>,
@@ -97,7 +103,7 @@ async fn run(
             .collect()
     };
     let (path, conn, tokens) = (path.to_owned(), conn.clone(), tokens.clone());
-    let done = crate::Store::on_pool_writer(write, move || -> rusqlite::Result<Vec<Outcome>> {
+    let done = crate::Store::on_writer(write, turn, move || -> rusqlite::Result<Vec<Outcome>> {
         let mut slot = audit::lock_fresh(&conn);
         let c = match slot.as_mut() {
             Some(c) => c,
