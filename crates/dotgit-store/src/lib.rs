@@ -5,8 +5,8 @@
 //! appends to `invalidations` in the same transaction so every verification cache, on this node
 //! or another process, drops stale entries. Every write of this process takes one turn first
 //! (`WriteTurn`) and starts with `BEGIN IMMEDIATE`, so concurrent writers queue instead of
-//! failing with `SQLITE_BUSY`. Queries use `$n` placeholders and portable types so the PostgreSQL backend
-//! can share them (docs/adr/0002).
+//! failing with `SQLITE_BUSY`. Queries use `$n` placeholders and portable types so the
+//! PostgreSQL backend can share them (docs/adr/0002).
 
 mod audit;
 mod hot;
