@@ -155,14 +155,18 @@ pub fn chain_hash(prev_hash: &str, e: &AuditEvent) -> String {
     hex(&h.finalize())
 }
 
-/// Successful authentications are stored packed: the events of one account that one batch of
-/// the audit writer holds (with no other kind of event between them) share every field but
+/// The two per-request types are stored packed: successful authentications (the audit writer's
+/// batches) and refresh-token rotations (the refresh writer's). The events of one type and
+/// account that one batch holds (with no other kind of event between them) share every field but
 /// `id`, `time`, `request_id`, `source_ip`, `user_agent` and, when several of the account's
-/// credentials are in the batch, `credential_id`; they become one row whose `pack` column holds
-/// those fields of each event (docs/audit.md, "Packed events"). Only this type is packed; every
-/// other event is a row of its own.
+/// credentials are in the batch, `credential_id` (and [`same_pack`] also asks for one outcome and
+/// reason); they become one row whose `pack` column holds those fields of each event
+/// (docs/audit.md, "Packed events"). Every other event is a row of its own.
 pub fn packable(e: &impl EventFields) -> bool {
-    e.event_type() == types::AUTH_SUCCEEDED
+    matches!(
+        e.event_type(),
+        types::AUTH_SUCCEEDED | types::OAUTH_TOKEN_REFRESHED
+    )
 }
 
 /// Whether two packable events share every field a pack stores once. Their credentials may

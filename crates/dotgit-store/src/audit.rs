@@ -188,12 +188,13 @@ enum NewRow<'a, E> {
     Pack(Vec<&'a E>),
 }
 
-/// Groups a batch into rows: the packable events of one account (and outcome and reason) between
-/// two events of other kinds become one pack (in the order their first event came), so no event
-/// changes places with an event of another kind; everything else stays a row of its own, in
-/// order. A pack may hold several of the account's credentials (format 2, ADR 0014).
+/// Groups a batch into rows: the packable events of one type and account (and outcome and
+/// reason: [`dotgit_core::audit::same_pack`]) between two events that are not packable become
+/// one pack (in the order their first event came), so no event changes places with an event of
+/// an unpacked kind; everything else stays a row of its own, in order. A pack may hold several
+/// of the account's credentials (format 2, ADR 0014).
 fn rows_of<E: EventFields>(events: &[E]) -> Vec<NewRow<'_, E>> {
-    type Key<'a> = (Option<&'a str>, &'a str, Option<&'a str>);
+    type Key<'a> = (&'a str, Option<&'a str>, &'a str, Option<&'a str>);
     fn flush<'a, E: EventFields>(rows: &mut Vec<NewRow<'a, E>>, open: &mut Vec<Vec<&'a E>>) {
         for pack in open.drain(..) {
             rows.push(match pack[..] {
@@ -209,7 +210,7 @@ fn rows_of<E: EventFields>(events: &[E]) -> Vec<NewRow<'_, E>> {
     let mut last: Option<(Key<'_>, usize)> = None;
     for e in events {
         if packable(e) {
-            let key = (e.account_id(), e.outcome(), e.reason());
+            let key = (e.event_type(), e.account_id(), e.outcome(), e.reason());
             let i = match last {
                 Some((k, i)) if k == key => i,
                 _ => *by_key.entry(key).or_insert_with(|| {
@@ -436,11 +437,31 @@ impl File {
     }
 }
 
-fn insert_sql(file: File) -> String {
-    format!(
-        "INSERT INTO {}.audit_events (seq, id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason, hash, time_last, pack) VALUES ",
-        file.schema()
-    )
+/// `INSERT INTO <schema>.audit_events (…) VALUES `, without its rows.
+macro_rules! insert_into {
+    ($schema:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $schema,
+            ".audit_events (seq, id, time, request_id, type, account_id, credential_id, source_ip, user_agent, outcome, reason, hash, time_last, pack) VALUES "
+        )
+    };
+}
+
+/// The placeholders of one row of [`insert_into`].
+macro_rules! one_row {
+    () => {
+        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    };
+}
+
+/// An insert of one row into `file`'s table: a constant, so that looking up its prepared
+/// statement builds no string.
+fn insert_row_sql(file: File) -> &'static str {
+    match file {
+        File::Main => concat!(insert_into!("main"), one_row!()),
+        File::Activity => concat!(insert_into!("activity"), one_row!()),
+    }
 }
 
 /// Where an append to `file` starts, in one statement: the hash of `file`'s last row (its
@@ -448,13 +469,22 @@ fn insert_sql(file: File) -> String {
 /// (NULL before any row). Every writer reads it inside a transaction that holds the database's
 /// write lock (`BEGIN IMMEDIATE` takes it even when only the activity file is written), so
 /// positions are given out one writer at a time, in commit order.
-fn head_sql(file: File) -> String {
-    format!(
-        "SELECT (SELECT hash FROM {}.audit_events ORDER BY seq DESC LIMIT 1),
+fn head_sql(file: File) -> &'static str {
+    macro_rules! head {
+        ($schema:literal) => {
+            concat!(
+                "SELECT (SELECT hash FROM ",
+                $schema,
+                ".audit_events ORDER BY seq DESC LIMIT 1),
                 (SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM main.audit_events
-                                     UNION ALL SELECT MAX(seq) FROM activity.audit_events))",
-        file.schema()
-    )
+                                     UNION ALL SELECT MAX(seq) FROM activity.audit_events))"
+            )
+        };
+    }
+    match file {
+        File::Main => head!("main"),
+        File::Activity => head!("activity"),
+    }
 }
 
 /// The chain's previous hash and the log's last position, from [`head_sql`]'s row.
@@ -471,21 +501,20 @@ pub(crate) async fn append(tx: &mut sqlx::SqliteConnection, events: &[AuditEvent
         return Ok(());
     }
     let (mut prev, mut seq) = head(
-        sqlx::query_as(&head_sql(File::Main))
+        sqlx::query_as(head_sql(File::Main))
             .fetch_one(&mut *tx)
             .await?,
     );
     let rows = rows_of(events);
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = insert_sql(File::Main);
+        let mut sql = insert_into!("main").to_owned();
         // Anonymous `?` placeholders: SQLite resolves a named/numbered parameter by a linear
         // scan, which made binding quadratic in the row count (a quarter of the server's CPU).
         for i in 0..chunk.len() {
-            sql.push_str(if i > 0 {
-                ",(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-            } else {
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-            });
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(one_row!());
         }
         let mut q = sqlx::query(&sql);
         for row in chunk {
@@ -519,34 +548,14 @@ pub(crate) fn append_rs(
     file: File,
     events: &[impl EventFields],
 ) -> rusqlite::Result<()> {
-    append_rs_after(tx, file, events, &mut None)
-}
-
-/// [`append_rs`] for a caller that appends to `file` several times in one transaction (the
-/// refresh writer's batch): `last` carries the chain's last hash and the log's last position
-/// from one call to the next, so the head is read once a transaction. Start each transaction
-/// with `None`; nothing else may append to the log inside it (the transaction holds the write
-/// lock of both files).
-pub(crate) fn append_rs_after(
-    tx: &rusqlite::Connection,
-    file: File,
-    events: &[impl EventFields],
-    last: &mut Option<(String, i64)>,
-) -> rusqlite::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let (mut prev, mut seq) = match last.take() {
-        Some(h) => h,
-        None => head(
-            tx.prepare_cached(&head_sql(file))?
-                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?,
-        ),
-    };
-    let mut insert = tx.prepare_cached(&format!(
-        "{}(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        insert_sql(file)
-    ))?;
+    let (mut prev, mut seq) = head(
+        tx.prepare_cached(head_sql(file))?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?,
+    );
+    let mut insert = tx.prepare_cached(insert_row_sql(file))?;
     for row in rows_of(events) {
         let v = row.values(&mut prev);
         seq += 1;
@@ -567,7 +576,6 @@ pub(crate) fn append_rs_after(
             v.pack,
         ])?;
     }
-    *last = Some((prev, seq));
     Ok(())
 }
 

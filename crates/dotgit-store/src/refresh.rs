@@ -138,11 +138,14 @@ fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
 
 /// Runs a batch. Every rotation goes into one transaction, with no savepoints: a savepoint per
 /// rotation journalled every page it changed that an earlier rotation of the batch had changed
-/// (the same last pages of the table and its indexes). A rotation fails with an error only on a
-/// failure of SQLite itself or a conflicting insert; if one does, the whole transaction is
-/// rolled back and the batch runs again one rotation per transaction, so the failing one is
-/// rolled back alone and the others commit (each check runs again, on what the database then
-/// holds).
+/// (the same last pages of the table and its indexes). The rotations' audit events are appended
+/// once, after the last rotation and before the commit, in the order the rotations made them:
+/// the chain's head is read once, and each account's `oauth.token_refreshed` events of the batch
+/// become one packed row (ADR 0014's addendum of 2026-12-07) instead of a row each. A rotation
+/// fails with an error only on a failure of SQLite itself or a conflicting insert; if one does,
+/// or the append does, the whole transaction is rolled back and the batch runs again one
+/// rotation per transaction, so the failing one is rolled back alone and the others commit
+/// (each check runs again, on what the database then holds).
 fn batch(
     c: &mut Connection,
     tokens: &TokenIndex,
@@ -152,16 +155,15 @@ fn batch(
     let mut out = Vec::with_capacity(work.len());
     // the rows of the rotations, for the token index once they are committed
     let mut inserted: Vec<(String, i64)> = Vec::with_capacity(2 * work.len());
-    // the audit log's head, read once for the batch
-    let mut chain = None;
+    let mut events: Vec<AuditEvent> = Vec::with_capacity(work.len());
     for w in &work {
-        let r = rotate(&tx, tokens, w, &mut inserted, &mut chain);
+        let r = rotate(&tx, tokens, w, &mut inserted, &mut events);
         if r.is_err() {
             break;
         }
         out.push(r);
     }
-    if out.len() == work.len() {
+    if out.len() == work.len() && audit::append_rs(&tx, audit::File::Main, &events).is_ok() {
         tx.commit()?;
         index(tokens, &inserted);
         return Ok(out);
@@ -170,8 +172,11 @@ fn batch(
     let mut out = Vec::with_capacity(work.len());
     for w in &work {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut rows = Vec::new();
-        let r = rotate(&tx, tokens, w, &mut rows, &mut None);
+        let (mut rows, mut events) = (Vec::new(), Vec::new());
+        let r = rotate(&tx, tokens, w, &mut rows, &mut events).and_then(|o| {
+            audit::append_rs(&tx, audit::File::Main, &events).map_err(StoreError::Hot)?;
+            Ok(o)
+        });
         if r.is_ok() {
             tx.commit()?;
             index(tokens, &rows);
@@ -193,14 +198,14 @@ fn index(tokens: &TokenIndex, rows: &[(String, i64)]) {
     }
 }
 
-/// One rotation inside the batch's transaction; the rows it inserts are added to `rows`.
-/// `chain` is the audit log's head within the transaction (`audit::append_rs_after`).
+/// One rotation inside the batch's transaction; the rows it inserts are added to `rows`, and the
+/// audit events it makes to `events` (the caller appends them in the same transaction).
 fn rotate(
     c: &Connection,
     tokens: &TokenIndex,
     w: &Work,
     rows: &mut Vec<(String, i64)>,
-    chain: &mut Option<(String, i64)>,
+    events: &mut Vec<AuditEvent>,
 ) -> Outcome {
     let hot = |e| StoreError::Hot(e);
     let rowids = tokens.candidates(&w.token_hash)?;
@@ -221,21 +226,18 @@ fn rotate(
             "app {}: a rotated refresh token was presented again; the whole grant is revoked",
             grant.client_id
         );
-        let events = [
-            (w.events)(
-                types::OAUTH_REFRESH_REUSE_DETECTED,
-                &grant.account_id,
-                &grant.id,
-                reason.clone(),
-            ),
-            (w.events)(
-                types::ANOMALY_REFRESH_TOKEN_REUSE,
-                &grant.account_id,
-                &grant.id,
-                reason,
-            ),
-        ];
-        audit::append_rs_after(c, audit::File::Main, &events, chain).map_err(hot)?;
+        events.push((w.events)(
+            types::OAUTH_REFRESH_REUSE_DETECTED,
+            &grant.account_id,
+            &grant.id,
+            reason.clone(),
+        ));
+        events.push((w.events)(
+            types::ANOMALY_REFRESH_TOKEN_REUSE,
+            &grant.account_id,
+            &grant.id,
+            reason,
+        ));
         return Ok(Rotated::Reused);
     }
     let issued = match (w.check)(&tok, &grant, &acct) {
@@ -262,13 +264,12 @@ fn rotate(
         issued.refresh.token_hash.clone(),
         insert_token(c, &issued.refresh, Some(rowid))?,
     ));
-    let e = (w.events)(
+    events.push((w.events)(
         types::OAUTH_TOKEN_REFRESHED,
         &grant.account_id,
         &grant.id,
         format!("app {}, scope `{}`", grant.client_id, issued.refresh.scope),
-    );
-    audit::append_rs_after(c, audit::File::Main, &[e], chain).map_err(hot)?;
+    ));
     // no invalidation: rotation changes no access token, and refresh tokens are never cached
     Ok(Rotated::Issued(Box::new(issued)))
 }
@@ -289,29 +290,31 @@ fn revoke_family(c: &Connection, grant_id: &str, reason: &str, now: i64) -> rusq
 /// Inserts a token, the successor of the refresh token at rowid `replaces` if given; returns its
 /// rowid.
 fn insert_token(c: &Connection, t: &OAuthTokenRow, replaces: Option<i64>) -> Result<i64> {
-    let r = c
-        .prepare_cached(&format!(
+    // built once: the statement cache is looked up by its text, twice a rotation
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
             "INSERT INTO oauth_tokens ({}, replaces)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             crate::oauth::TOKEN_COLS
-        ))
-        .and_then(|mut st| {
-            st.execute(params![
-                t.id,
-                t.token_hash,
-                t.kind,
-                t.grant_id,
-                t.account_id,
-                t.client_id,
-                t.scope,
-                t.created_at,
-                t.expires_at,
-                t.revoked_at,
-                t.used_at,
-                t.replaced_by,
-                replaces,
-            ])
-        });
+        )
+    });
+    let r = c.prepare_cached(&SQL).and_then(|mut st| {
+        st.execute(params![
+            t.id,
+            t.token_hash,
+            t.kind,
+            t.grant_id,
+            t.account_id,
+            t.client_id,
+            t.scope,
+            t.created_at,
+            t.expires_at,
+            t.revoked_at,
+            t.used_at,
+            t.replaced_by,
+            replaces,
+        ])
+    });
     match r {
         Ok(_) => Ok(c.last_insert_rowid()),
         Err(rusqlite::Error::SqliteFailure(e, _))

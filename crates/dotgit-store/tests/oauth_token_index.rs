@@ -138,6 +138,23 @@ async fn rotate(store: &Store, hash: &str, n: u32, access: &str, refresh: &str) 
     try_rotate(store, hash, n, access, refresh).await.unwrap()
 }
 
+/// The `oauth.token_refreshed` events as every reader sees them (packs expanded), newest first;
+/// only those naming `credential` when given.
+async fn refreshed(store: &Store, credential: Option<&str>) -> Vec<AuditEvent> {
+    let f = dotgit_store::AuditFilter {
+        event_type: Some("oauth.token_refreshed".into()),
+        credential_id: credential.map(str::to_owned),
+        ..Default::default()
+    };
+    store
+        .list_audit(&f, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect()
+}
+
 /// A fresh store with grant `g1` and `n` refresh tokens of it (`tok_r0`, `tok_r1`, …) whose
 /// digests begin with `first`, `first + 1`, … (16 hex characters) and go on with `tail`; the
 /// directory lasts as long as the returned guard.
@@ -372,7 +389,7 @@ async fn the_purge_forgets_the_tokens_it_deletes() {
 
 #[tokio::test]
 async fn a_rotation_that_fails_in_a_batch_is_rolled_back_alone() {
-    let (_dir, store, raw, r) = refresh_tokens(3, 0xa1, 'a').await;
+    let (_dir, store, _raw, r) = refresh_tokens(3, 0xa1, 'a').await;
     // the second rotation's new refresh token is refused by the table after its new access
     // token was inserted
     let new = |i: u32| {
@@ -400,12 +417,11 @@ async fn a_rotation_that_fails_in_a_batch_is_rolled_back_alone() {
     assert_eq!(used(&store, &r[0]).await.0, Some(NOW));
     assert_eq!(used(&store, &r[1]).await, (None, None), "rolled back");
     assert_eq!(used(&store, &r[2]).await.0, Some(NOW));
-    let (events,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE type = 'oauth.token_refreshed'")
-            .fetch_one(&raw)
-            .await
-            .unwrap();
-    assert_eq!(events, 2, "no event of the rotation rolled back");
+    assert_eq!(
+        refreshed(&store, None).await.len(),
+        2,
+        "no event of the rotation rolled back"
+    );
     // the batch appended its events to one chain, without a gap or a fork
     assert!(store.verify_audit_chain().await.unwrap().is_ok());
     // the token whose rotation failed is still good
@@ -450,17 +466,39 @@ async fn a_batch_of_rotations_extends_one_audit_chain() {
         assert!(matches!(j.await.unwrap(), Ok(Rotated::Issued(_))));
     }
     assert!(matches!(reuse.await.unwrap(), Ok(Rotated::Reused)));
-    let seqs: Vec<(i64, String)> =
-        sqlx::query_as("SELECT seq, type FROM audit_events ORDER BY seq")
+    // the eight rotations' events are one packed row, then the reuse's two rows, in the order
+    // the rotations ran
+    let rows: Vec<(i64, String, bool)> =
+        sqlx::query_as("SELECT seq, type, pack IS NOT NULL FROM audit_events ORDER BY seq")
             .fetch_all(&raw)
             .await
             .unwrap();
-    assert_eq!(seqs.len(), 10, "{seqs:?}");
-    assert!(
-        seqs.iter()
-            .enumerate()
-            .all(|(i, (s, _))| *s == i as i64 + 1),
-        "positions without a gap: {seqs:?}"
+    let expected = [
+        (1, "oauth.token_refreshed", true),
+        (2, "oauth.refresh_reuse_detected", false),
+        (3, "anomaly.refresh_token_reuse", false),
+    ];
+    assert_eq!(
+        rows.iter()
+            .map(|(s, t, p)| (*s, t.as_str(), *p))
+            .collect::<Vec<_>>(),
+        expected,
+        "positions without a gap"
+    );
+    // read back as the ten events the rotations made, oldest first
+    let mut log = store
+        .list_audit(&dotgit_store::AuditFilter::default(), 100)
+        .await
+        .unwrap();
+    log.reverse();
+    let types: Vec<&str> = log.iter().map(|e| &*e.event.event_type).collect();
+    assert_eq!(types[..8], ["oauth.token_refreshed"; 8]);
+    assert_eq!(
+        types[8..],
+        [
+            "oauth.refresh_reuse_detected",
+            "anomaly.refresh_token_reuse"
+        ]
     );
     assert!(store.verify_audit_chain().await.unwrap().is_ok());
     // appends after the batch (through the other writers) continue the same chain
@@ -547,5 +585,100 @@ async fn rotations_write_tokens_only_under_the_consumed_tokens_account_and_app()
         .unwrap();
     assert_eq!(left, 0);
     assert_eq!(orphans(&raw).await, 0);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_batchs_refresh_events_are_packed_and_read_back_whole() {
+    let (_dir, store, raw, mut r) = refresh_tokens(4, 0x71, '7').await;
+    // a second grant of the same account and app, with two refresh tokens: the batch's pack
+    // then names each event's grant (format 2)
+    sqlx::query(
+        "INSERT INTO oauth_grants (id, authorization_id, account_id, client_id, scope, created_at,
+         refresh_expires_at) VALUES ('g2', 'oaz', 'acct', 'dgc', 'repo:read', $1, $2)",
+    )
+    .bind(NOW - 100)
+    .bind(NOW + 30 * 86_400)
+    .execute(&raw)
+    .await
+    .unwrap();
+    for i in 0..2 {
+        let h = digest(&format!("{:016x}", 0x81 + i), '8');
+        sqlx::query(
+            "INSERT INTO oauth_tokens (id, token_hash, kind, grant_id, account_id, client_id,
+             scope, created_at, expires_at) VALUES ($1, $2, 'refresh', 'g2', 'acct', 'dgc',
+             'repo:read', $3, $4)",
+        )
+        .bind(format!("tok_g2_{i}"))
+        .bind(&h)
+        .bind(NOW - 100)
+        .bind(NOW + 30 * 86_400)
+        .execute(&raw)
+        .await
+        .unwrap();
+        r.push(h);
+    }
+    // six rotations queued together: one batch
+    let mut jobs = Vec::new();
+    for (i, h) in r.iter().enumerate() {
+        let n = i as u32;
+        let (a, f) = (
+            digest(&format!("{:016x}", 0x91 + n), '9'),
+            digest(&format!("{:016x}", 0xa1 + n), '9'),
+        );
+        let (store, h) = (store.clone(), h.clone());
+        jobs.push(tokio::spawn(async move {
+            try_rotate(&store, &h, n, &a, &f).await
+        }));
+    }
+    for j in jobs {
+        assert!(matches!(j.await.unwrap(), Ok(Rotated::Issued(_))));
+    }
+    let rows: Vec<(String, Option<String>, bool)> = sqlx::query_as(
+        "SELECT type, credential_id, pack IS NOT NULL FROM audit_events ORDER BY seq",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [("oauth.token_refreshed".to_owned(), None, true)],
+        "one row for the batch, naming no single grant"
+    );
+    // every reader sees the six events, each with its own id and grant, the shared fields kept
+    let log = refreshed(&store, None).await;
+    assert_eq!(log.len(), 6);
+    let mut ids: Vec<&str> = log.iter().map(|e| e.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "six distinct ids: {ids:?}");
+    let grants: Vec<Option<&str>> = log
+        .iter()
+        .rev()
+        .map(|e| e.credential_id.as_deref())
+        .collect();
+    assert_eq!(
+        grants,
+        [
+            Some("g1"),
+            Some("g1"),
+            Some("g1"),
+            Some("g1"),
+            Some("g2"),
+            Some("g2")
+        ]
+    );
+    for e in &log {
+        assert_eq!(e.account_id.as_deref(), Some("acct"));
+        assert_eq!(&*e.outcome, "success");
+        assert_eq!(e.reason.as_deref(), Some("app dgc, scope `repo:read`"));
+        assert_eq!(e.time, NOW);
+        assert_eq!(e.request_id, "internal");
+    }
+    // a filter on a grant keeps that grant's events of the pack
+    let g2 = refreshed(&store, Some("g2")).await;
+    assert_eq!(g2.len(), 2);
+    assert!(g2.iter().all(|e| e.credential_id.as_deref() == Some("g2")));
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
     store.close().await;
 }
