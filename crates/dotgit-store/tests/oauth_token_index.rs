@@ -23,10 +23,16 @@ fn digest(head: &str, tail: char) -> String {
 /// The parties, and grant `g1`, live for 30 days.
 async fn family(raw: &SqlitePool) {
     common::oauth_parties(raw).await;
+    grant(raw, "g1").await;
+}
+
+/// Another grant of the same account and app, live for 30 days.
+async fn grant(raw: &SqlitePool, id: &str) {
     sqlx::query(
         "INSERT INTO oauth_grants (id, authorization_id, account_id, client_id, scope, created_at,
-         refresh_expires_at) VALUES ('g1', 'oaz', 'acct', 'dgc', 'repo:read', $1, $2)",
+         refresh_expires_at) VALUES ($1, 'oaz', 'acct', 'dgc', 'repo:read', $2, $3)",
     )
+    .bind(id)
     .bind(NOW - 100)
     .bind(NOW + 30 * 86_400)
     .execute(raw)
@@ -138,6 +144,31 @@ async fn rotate(store: &Store, hash: &str, n: u32, access: &str, refresh: &str) 
     try_rotate(store, hash, n, access, refresh).await.unwrap()
 }
 
+/// Queues a rotation of each of `hashes` at once, so that the writer takes them as one batch:
+/// the n-th into tokens whose digests begin with `access + n` and `refresh + n` (16 hex
+/// characters) and go on with `tail`.
+fn queue_rotations(
+    store: &Store,
+    hashes: &[String],
+    access: u32,
+    refresh: u32,
+    tail: char,
+) -> Vec<tokio::task::JoinHandle<Result<Rotated<()>, StoreError>>> {
+    hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let n = i as u32;
+            let (a, f) = (
+                digest(&format!("{:016x}", access + n), tail),
+                digest(&format!("{:016x}", refresh + n), tail),
+            );
+            let (store, h) = (store.clone(), h.clone());
+            tokio::spawn(async move { try_rotate(&store, &h, n, &a, &f).await })
+        })
+        .collect()
+}
+
 /// The `oauth.token_refreshed` events as every reader sees them (packs expanded), newest first;
 /// only those naming `credential` when given.
 async fn refreshed(store: &Store, credential: Option<&str>) -> Vec<AuditEvent> {
@@ -193,15 +224,7 @@ async fn tokens_stored_before_0015_are_found_and_rotate_through_the_map() {
     token(&raw, "tok_r2", &r2, "refresh", NOW + 30 * 86_400).await;
     token(&raw, "tok_a1", &a1, "access", NOW + 7_200).await;
     // a refresh token rotated before 0015, its own row marked, in a family of its own
-    sqlx::query(
-        "INSERT INTO oauth_grants (id, authorization_id, account_id, client_id, scope, created_at,
-         refresh_expires_at) VALUES ('g2', 'oaz', 'acct', 'dgc', 'repo:read', $1, $2)",
-    )
-    .bind(NOW - 100)
-    .bind(NOW + 30 * 86_400)
-    .execute(&raw)
-    .await
-    .unwrap();
+    grant(&raw, "g2").await;
     let old = digest("abcdef0123456789", '0');
     sqlx::query(
         "INSERT INTO oauth_tokens (id, token_hash, kind, grant_id, account_id, client_id, scope,
@@ -439,18 +462,7 @@ async fn a_batch_of_rotations_extends_one_audit_chain() {
     let (_dir, store, raw, r) = refresh_tokens(8, 0xd0, 'd').await;
     // eight rotations queued together, the last presenting the first's token again (reuse:
     // two more events, the family revoked); one batch, one head of the log read
-    let mut jobs = Vec::new();
-    for (i, h) in r.iter().enumerate() {
-        let n = i as u32;
-        let (a, f) = (
-            digest(&format!("{:016x}", 0xe0 + n), 'e'),
-            digest(&format!("{:016x}", 0xf0 + n), 'f'),
-        );
-        let (store, h) = (store.clone(), h.clone());
-        jobs.push(tokio::spawn(async move {
-            try_rotate(&store, &h, n, &a, &f).await
-        }));
-    }
+    let jobs = queue_rotations(&store, &r, 0xe0, 0xf0, 'e');
     let (store2, again) = (store.clone(), r[0].clone());
     let reuse = tokio::spawn(async move {
         try_rotate(
@@ -593,15 +605,7 @@ async fn a_batchs_refresh_events_are_packed_and_read_back_whole() {
     let (_dir, store, raw, mut r) = refresh_tokens(4, 0x71, '7').await;
     // a second grant of the same account and app, with two refresh tokens: the batch's pack
     // then names each event's grant (format 2)
-    sqlx::query(
-        "INSERT INTO oauth_grants (id, authorization_id, account_id, client_id, scope, created_at,
-         refresh_expires_at) VALUES ('g2', 'oaz', 'acct', 'dgc', 'repo:read', $1, $2)",
-    )
-    .bind(NOW - 100)
-    .bind(NOW + 30 * 86_400)
-    .execute(&raw)
-    .await
-    .unwrap();
+    grant(&raw, "g2").await;
     for i in 0..2 {
         let h = digest(&format!("{:016x}", 0x81 + i), '8');
         sqlx::query(
@@ -619,18 +623,7 @@ async fn a_batchs_refresh_events_are_packed_and_read_back_whole() {
         r.push(h);
     }
     // six rotations queued together: one batch
-    let mut jobs = Vec::new();
-    for (i, h) in r.iter().enumerate() {
-        let n = i as u32;
-        let (a, f) = (
-            digest(&format!("{:016x}", 0x91 + n), '9'),
-            digest(&format!("{:016x}", 0xa1 + n), '9'),
-        );
-        let (store, h) = (store.clone(), h.clone());
-        jobs.push(tokio::spawn(async move {
-            try_rotate(&store, &h, n, &a, &f).await
-        }));
-    }
+    let jobs = queue_rotations(&store, &r, 0x91, 0xa1, '9');
     for j in jobs {
         assert!(matches!(j.await.unwrap(), Ok(Rotated::Issued(_))));
     }
