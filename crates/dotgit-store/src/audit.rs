@@ -188,13 +188,13 @@ enum NewRow<'a, E> {
     Pack(Vec<&'a E>),
 }
 
-/// Groups a batch into rows: the packable events of one type and account (and outcome and
-/// reason: [`dotgit_core::audit::same_pack`]) between two events that are not packable become
-/// one pack (in the order their first event came), so no event changes places with an event of
-/// an unpacked kind; everything else stays a row of its own, in order. A pack may hold several
-/// of the account's credentials (format 2, ADR 0014).
+/// Groups a batch into rows: the packable events of one account (and outcome and reason) in a
+/// run of one packable type become one pack (in the order their first event came); any other
+/// event, or a packable one of another type, ends the packs open before it. So no event changes
+/// places with an event of another kind; everything else stays a row of its own, in order. A
+/// pack may hold several of the account's credentials (format 2, ADR 0014).
 fn rows_of<E: EventFields>(events: &[E]) -> Vec<NewRow<'_, E>> {
-    type Key<'a> = (&'a str, Option<&'a str>, &'a str, Option<&'a str>);
+    type Key<'a> = (Option<&'a str>, &'a str, Option<&'a str>);
     fn flush<'a, E: EventFields>(rows: &mut Vec<NewRow<'a, E>>, open: &mut Vec<Vec<&'a E>>) {
         for pack in open.drain(..) {
             rows.push(match pack[..] {
@@ -208,24 +208,30 @@ fn rows_of<E: EventFields>(events: &[E]) -> Vec<NewRow<'_, E>> {
     let mut by_key: foldhash::HashMap<Key<'_>, usize> = foldhash::HashMap::default();
     // the pack the previous event joined: runs of one account's events skip the hashing
     let mut last: Option<(Key<'_>, usize)> = None;
+    // the type of the packs open
+    let mut run: Option<&str> = None;
     for e in events {
-        if packable(e) {
-            let key = (e.event_type(), e.account_id(), e.outcome(), e.reason());
-            let i = match last {
-                Some((k, i)) if k == key => i,
-                _ => *by_key.entry(key).or_insert_with(|| {
-                    open.push(Vec::new());
-                    open.len() - 1
-                }),
-            };
-            open[i].push(e);
-            last = Some((key, i));
-        } else {
+        let kind = packable(e).then(|| e.event_type());
+        if kind.is_none() || kind != run {
             flush(&mut rows, &mut open);
             by_key.clear();
             last = None;
-            rows.push(NewRow::One(e.event()));
+            run = kind;
         }
+        if kind.is_none() {
+            rows.push(NewRow::One(e.event()));
+            continue;
+        }
+        let key = (e.account_id(), e.outcome(), e.reason());
+        let i = match last {
+            Some((k, i)) if k == key => i,
+            _ => *by_key.entry(key).or_insert_with(|| {
+                open.push(Vec::new());
+                open.len() - 1
+            }),
+        };
+        open[i].push(e);
+        last = Some((key, i));
     }
     flush(&mut rows, &mut open);
     rows

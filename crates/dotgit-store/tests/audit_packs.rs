@@ -1,5 +1,5 @@
-//! Packed successful authentications (docs/audit.md, "Packed events"): a batch's successes of
-//! one account share a row, whether of one credential or several, yet every read sees each
+//! Packed successful authentications (docs/audit.md, "Packed events"; refresh rotations are
+//! packed the same way): a batch's successes of one account share a row, whether of one credential or several, yet every read sees each
 //! event, in an order where no event moves past an event of another kind; paging, filters,
 //! export and verification work per event; and tampering with a pack's bytes or time range
 //! breaks the chain.
@@ -157,6 +157,51 @@ async fn packed_events_read_back_as_the_events_written() {
     let exported = store.audit_after(0, 1000).await.unwrap();
     assert_eq!(exported.len(), written.len());
     assert_eq!(store.verify_audit_chain().await.unwrap(), Ok(60));
+}
+
+#[tokio::test]
+async fn packs_of_the_two_packed_types_never_share_a_row_or_cross() {
+    let (dir, store) = store().await;
+    // one account's successes, then its refresh rotations (the refresh writer's type, packed
+    // since 2026-12-07), then successes again: three runs, three packs, in that order
+    let refreshed = |i: usize| AuditEvent {
+        event_type: "oauth.token_refreshed".into(),
+        credential_id: Some(format!("grant_{}", i % 2)),
+        reason: Some("app dgc_1, scope `repo:read`".into()),
+        ..success(i, "key_a", T0)
+    };
+    let written: Vec<AuditEvent> = (0..12)
+        .map(|i| match i {
+            4..=7 => refreshed(i),
+            _ => success(i, "key_a", T0),
+        })
+        .collect();
+    store.append_audit(&written).await.unwrap();
+    let rows: Vec<(String, bool)> =
+        sqlx::query_as("SELECT type, pack IS NOT NULL FROM audit_events ORDER BY seq")
+            .fetch_all(&raw(&dir).await)
+            .await
+            .unwrap();
+    let expected = [
+        ("auth.succeeded", true),
+        ("oauth.token_refreshed", true),
+        ("auth.succeeded", true),
+    ];
+    assert_eq!(
+        rows.iter()
+            .map(|(t, p)| (t.as_str(), *p))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    // read back in the order written (oldest first), every field kept
+    let mut listed: Vec<AuditEvent> = all(&store, &AuditFilter::default())
+        .await
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    listed.reverse();
+    assert_eq!(listed, written);
+    assert_eq!(store.verify_audit_chain().await.unwrap(), Ok(12));
 }
 
 #[tokio::test]
