@@ -251,9 +251,8 @@ mod tests {
 
     #[test]
     fn precedence_flags_over_env_over_file() {
-        let dir = std::env::temp_dir().join(format!("dotgit-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("c.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
         std::fs::write(
             &f,
             "auth_failure_limit = 5\nrequest_budget_per_hour = 10\nlisten = \"127.0.0.1:1\"\n",
@@ -281,9 +280,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
-        let dir = std::env::temp_dir().join(format!("dotgit-cfg2-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("c.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
         std::fs::write(&f, "auth_failure_limt = 5\n").unwrap();
         assert!(Config::load(Some(&f), std::iter::empty(), &[]).is_err());
         let bad = vec![("DOTGIT_TRUSTED_PROXIES".to_owned(), "nonsense".to_owned())];
