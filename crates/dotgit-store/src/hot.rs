@@ -282,6 +282,23 @@ pub fn release_and_checkpoint_now() {
     CHECKPOINTS.lock().run(Duration::ZERO);
 }
 
+/// Makes the background thread forget the database file at `path`: once this returns, no
+/// checkpoint of it runs (one under way is waited for) and the thread's connection to it is
+/// closed. For a process that is done with a file about to be deleted, such as a test server's
+/// throw-away data dir: a checkpoint that opened the database just before the deletion recreated
+/// its WAL just after it (SQLite creates a missing WAL when it opens one), and the directory
+/// could then not be removed. Nothing of this process may use the file afterwards: a store
+/// opened on it again starts a count of its own.
+#[doc(hidden)]
+pub fn forget(path: &Path) {
+    let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    // the order `Checkpoints::run` takes them in
+    let mut checkpoints = CHECKPOINTS.lock();
+    COMMITS.lock().remove(&file);
+    checkpoints.files.remove(&file);
+    checkpoints.conns.remove(&file);
+}
+
 /// Makes `by` pass for this thread's snapshots and quiet periods (tests of the timers, which
 /// must not sleep to see them run out).
 #[doc(hidden)]

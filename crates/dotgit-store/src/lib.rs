@@ -11,7 +11,7 @@
 mod audit;
 mod hot;
 pub use hot::{
-    holds_snapshot, pretend_elapsed, release_and_checkpoint_now, QUIET_BEFORE_CHECKPOINT,
+    forget, holds_snapshot, pretend_elapsed, release_and_checkpoint_now, QUIET_BEFORE_CHECKPOINT,
     QUIET_BEFORE_HOLDING, SNAPSHOT_MAX_AGE,
 };
 mod oauth;

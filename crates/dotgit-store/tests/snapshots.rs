@@ -8,8 +8,8 @@
 
 use dotgit_core::audit::AuditEvent;
 use dotgit_store::{
-    holds_snapshot, pretend_elapsed, release_and_checkpoint_now, Store, QUIET_BEFORE_HOLDING,
-    SNAPSHOT_MAX_AGE,
+    forget, holds_snapshot, pretend_elapsed, release_and_checkpoint_now, Store,
+    QUIET_BEFORE_HOLDING, SNAPSHOT_MAX_AGE,
 };
 use sqlx::SqlitePool;
 use std::time::Instant;
@@ -281,6 +281,27 @@ async fn the_background_thread_checkpoints_once_writes_stop() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_forgotten_file_is_not_checkpointed_again() {
+    let (dir, store, other) = setup(1).await;
+    let db = dir.path().join("dotgit.db");
+    let wal = dir.path().join("dotgit.db-wal");
+    write_database(&store, 0).await;
+    // a test server's data dir half deleted: its WAL gone, the database file not yet
+    forget(&db);
+    for name in ["dotgit.db-wal", "dotgit.db-shm"] {
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+    }
+    // a checkpoint due (the commit above), which opened the database by its path and recreated
+    // the WAL before the file was forgotten; the background thread runs the same
+    release_and_checkpoint_now();
+    assert!(
+        !wal.exists(),
+        "a checkpoint recreated a forgotten file's WAL"
+    );
+    drop((store, other));
 }
 
 #[tokio::test]
