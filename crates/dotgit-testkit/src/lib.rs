@@ -58,14 +58,81 @@ pub struct TestServer {
     running: Option<Running>,
     /// Settings it was started with (data dir inside `dir`).
     pub config: Config,
-    /// The data dir (deleted on drop).
-    pub dir: tempfile::TempDir,
+    /// The directory holding the data dir (deleted on drop; `None` once dropped).
+    dir: Option<tempfile::TempDir>,
     /// The clock the server reads.
     pub clock: Arc<ManualClock>,
     /// An HTTPS client trusting the server's certificate.
     pub client: reqwest::Client,
     /// `https://127.0.0.1:<port>`
     pub base: String,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let Some(dir) = self.dir.take() else { return };
+        // A test rarely stops its server, so the server is still running as its files go. Its
+        // store's background thread could checkpoint the database: opened just before the
+        // deletion, it recreated the WAL just after it, and the directory stayed behind. That
+        // thread lets go of the file first.
+        dotgit_store::forget(&dotgit_server::db_path(&self.config.data_dir));
+        let path = dir.path().to_owned();
+        drop(dir);
+        // A connection the server was opening as the test ended (a pooled reader, the audit
+        // writer's) does the same: the directory is swept again a little later.
+        sweep_later(path);
+    }
+}
+
+/// Removes `path` again, if something recreated it, 50 ms and 1 s from now (on a thread of its
+/// own, started on first use).
+fn sweep_later(path: std::path::PathBuf) {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    static SWEEPER: std::sync::LazyLock<std::sync::Mutex<mpsc::Sender<std::path::PathBuf>>> =
+        std::sync::LazyLock::new(|| {
+            let (tx, rx) = mpsc::channel::<std::path::PathBuf>();
+            std::thread::Builder::new()
+                .name("testkit-sweeper".into())
+                .spawn(move || {
+                    let mut due: Vec<(Instant, std::path::PathBuf, bool)> = Vec::new();
+                    loop {
+                        let wait = due
+                            .iter()
+                            .map(|(at, _, _)| at.saturating_duration_since(Instant::now()))
+                            .min()
+                            .unwrap_or(Duration::from_secs(3600));
+                        match rx.recv_timeout(wait) {
+                            Ok(p) => {
+                                due.push((Instant::now() + Duration::from_millis(50), p, true))
+                            }
+                            Err(mpsc::RecvTimeoutError::Timeout) => {}
+                            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        }
+                        let now = Instant::now();
+                        let mut later = Vec::new();
+                        due.retain(|(at, p, first)| {
+                            if *at > now {
+                                return true;
+                            }
+                            if p.exists() {
+                                let _ = std::fs::remove_dir_all(p);
+                            }
+                            if *first {
+                                later.push((now + Duration::from_secs(1), p.clone(), false));
+                            }
+                            false
+                        });
+                        due.extend(later);
+                    }
+                })
+                .expect("sweeper thread");
+            std::sync::Mutex::new(tx)
+        });
+    let _ = SWEEPER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .send(path);
 }
 
 /// The JWT audience test servers expect.
@@ -101,7 +168,7 @@ impl TestServer {
         TestServer {
             running: Some(running),
             config,
-            dir,
+            dir: Some(dir),
             clock,
             client,
             base,
@@ -335,4 +402,31 @@ pub fn hidden_inputs(html: &str, action: &str) -> Option<Vec<(String, String)>> 
         out.push((attr("name")?, attr("value")?));
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestServer;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn a_dropped_servers_directory_goes_even_if_a_late_connection_recreates_a_file() {
+        let server = TestServer::start().await;
+        let data = server.config.data_dir.clone();
+        let top = data.parent().expect("the data dir's parent").to_owned();
+        drop(server);
+        // what a connection the server was opening as the test ended does: SQLite creates the
+        // WAL it opens, after the deletion
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("dotgit.db-wal"), b"").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while top.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{} was not swept again",
+                top.display()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
