@@ -95,35 +95,32 @@ fn sweep_later(path: std::path::PathBuf) {
             std::thread::Builder::new()
                 .name("testkit-sweeper".into())
                 .spawn(move || {
-                    let mut due: Vec<(Instant, std::path::PathBuf, bool)> = Vec::new();
+                    let mut due: Vec<(Instant, std::path::PathBuf)> = Vec::new();
                     loop {
                         let wait = due
                             .iter()
-                            .map(|(at, _, _)| at.saturating_duration_since(Instant::now()))
+                            .map(|(at, _)| at.saturating_duration_since(Instant::now()))
                             .min()
                             .unwrap_or(Duration::from_secs(3600));
                         match rx.recv_timeout(wait) {
                             Ok(p) => {
-                                due.push((Instant::now() + Duration::from_millis(50), p, true))
+                                let now = Instant::now();
+                                due.push((now + Duration::from_millis(50), p.clone()));
+                                due.push((now + Duration::from_secs(1), p));
                             }
                             Err(mpsc::RecvTimeoutError::Timeout) => {}
                             Err(mpsc::RecvTimeoutError::Disconnected) => return,
                         }
                         let now = Instant::now();
-                        let mut later = Vec::new();
-                        due.retain(|(at, p, first)| {
+                        due.retain(|(at, p)| {
                             if *at > now {
                                 return true;
                             }
                             if p.exists() {
                                 let _ = std::fs::remove_dir_all(p);
                             }
-                            if *first {
-                                later.push((now + Duration::from_secs(1), p.clone(), false));
-                            }
                             false
                         });
-                        due.extend(later);
                     }
                 })
                 .expect("sweeper thread");
