@@ -1,8 +1,8 @@
 //! Packed successful authentications (docs/audit.md, "Packed events"; refresh rotations are
-//! packed the same way): a batch's successes of one account share a row, whether of one credential or several, yet every read sees each
-//! event, in an order where no event moves past an event of another kind; paging, filters,
-//! export and verification work per event; and tampering with a pack's bytes or time range
-//! breaks the chain.
+//! packed the same way): a batch's successes of one account share a row, whether of one
+//! credential or several, yet every read sees each event, in an order where no event moves past
+//! an event of another kind; paging, filters, export and verification work per event; and
+//! tampering with a pack's bytes or time range breaks the chain.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
