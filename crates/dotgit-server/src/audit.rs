@@ -339,6 +339,16 @@ impl Metrics {
             "dotgit_audit_events_written_total {}",
             self.audit_events_written.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            o,
+            "# HELP dotgit_store_writer_lock_waits_total Times a batching writer (audit, refresh) found the database's write lock taken, by another process, and waited."
+        );
+        let _ = writeln!(o, "# TYPE dotgit_store_writer_lock_waits_total counter");
+        let _ = writeln!(
+            o,
+            "dotgit_store_writer_lock_waits_total {}",
+            dotgit_store::writer_lock_waits()
+        );
         let _ = writeln!(o, "# HELP dotgit_anomalies_total Anomalies detected.");
         let _ = writeln!(o, "# TYPE dotgit_anomalies_total counter");
         let _ = writeln!(

@@ -349,7 +349,7 @@ pub(crate) fn open_writer(path: &Path, synchronous: &str) -> rusqlite::Result<Co
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    c.busy_timeout(Duration::from_secs(5))?;
+    c.busy_handler(Some(writer_busy))?;
     // the activity file (ADR 0020): the audit writer appends batches of successes there, and
     // every writer reads the sequence of the audit log from both files
     let activity = crate::activity_path(path);
@@ -374,6 +374,37 @@ pub(crate) fn open_writer(path: &Path, synchronous: &str) -> rusqlite::Result<Co
     c.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     c.set_prepared_statement_cache_capacity(8);
     Ok(c)
+}
+
+/// Times a batching writer's connection found the database locked and waited for it.
+static WRITER_LOCK_WAITS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times, since the process started, a batching writer (the audit writer, the refresh
+/// writer) found SQLite's write lock taken and waited for it. Within one process the write turn
+/// keeps this at 0 (`WriteTurn`); another process writing the file, such as the command line,
+/// makes it move. Exported as `dotgit_store_writer_lock_waits_total`.
+pub fn writer_lock_waits() -> u64 {
+    WRITER_LOCK_WAITS.load(Ordering::Relaxed)
+}
+
+/// The batching writers' busy handler: SQLite's own (`sqlite3_busy_timeout`) waits 1, 2, 5, 10,
+/// 15, 20, 25, 25, 25, 50, 50, then 100 ms at a time, for 5 s in all; this one waits the same and
+/// counts each wait (its first retry) in [`writer_lock_waits`].
+fn writer_busy(retries: i32) -> bool {
+    const DELAYS_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+    const TIMEOUT_MS: u64 = 5_000;
+    let n = usize::try_from(retries).unwrap_or(0);
+    if n == 0 {
+        WRITER_LOCK_WAITS.fetch_add(1, Ordering::Relaxed);
+    }
+    let delay = DELAYS_MS[n.min(DELAYS_MS.len() - 1)];
+    let waited: u64 = DELAYS_MS.iter().take(n).sum::<u64>()
+        + n.saturating_sub(DELAYS_MS.len()) as u64 * DELAYS_MS[DELAYS_MS.len() - 1];
+    if waited + delay > TIMEOUT_MS {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(delay));
+    true
 }
 
 /// WAL pages after which a committing writer copies the WAL back into the database.

@@ -11,8 +11,8 @@
 mod audit;
 mod hot;
 pub use hot::{
-    forget, holds_snapshot, pretend_elapsed, release_and_checkpoint_now, QUIET_BEFORE_CHECKPOINT,
-    QUIET_BEFORE_HOLDING, SNAPSHOT_MAX_AGE,
+    forget, holds_snapshot, pretend_elapsed, release_and_checkpoint_now, writer_lock_waits,
+    QUIET_BEFORE_CHECKPOINT, QUIET_BEFORE_HOLDING, SNAPSHOT_MAX_AGE,
 };
 mod oauth;
 mod refresh;
@@ -99,7 +99,34 @@ pub(crate) struct WriteTx {
     commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Declared last, so dropped last: the transaction is finished (or its rollback queued on
     /// the pooled connection) before the next write may start.
-    _turn: tokio::sync::OwnedMutexGuard<()>,
+    turn: HeldTurn,
+}
+
+/// The turn a [`WriteTx`] holds. Dropped before its commit succeeded (an error inside the
+/// transaction, a failed commit), it notes that the pooled connection has a rollback queued.
+struct HeldTurn {
+    guard: tokio::sync::OwnedMutexGuard<TurnState>,
+    committed: bool,
+}
+
+impl Drop for HeldTurn {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.guard.rollback_queued = true;
+        }
+    }
+}
+
+/// What the write turn guards.
+#[derive(Debug, Default)]
+pub(crate) struct TurnState {
+    /// The pooled writer's last transaction was dropped uncommitted. sqlx queues its rollback on
+    /// the connection's thread and hands the connection back to the pool once that has run
+    /// (`PoolConnection`'s return pings it): until then SQLite's write lock may still be held.
+    /// The pooled writer's next use waits for the connection anyway; a batching writer waits
+    /// for it here ([`Store::on_writer`]) instead of on SQLite's busy handler, which sleeps 1 ms
+    /// and more at a time.
+    rollback_queued: bool,
 }
 
 /// The process's turn to write. The database has one writer at a time; this process has three
@@ -110,7 +137,7 @@ pub(crate) struct WriteTx {
 /// pool's single connection, but releasing it made sqlx ping the connection on its worker thread,
 /// two thread hand-offs a batch on the refresh writer's critical path (ADR 0015, addendum of
 /// 2026-12-07).
-pub(crate) type WriteTurn = std::sync::Arc<tokio::sync::Mutex<()>>;
+pub(crate) type WriteTurn = std::sync::Arc<tokio::sync::Mutex<TurnState>>;
 
 impl std::ops::Deref for WriteTx {
     type Target = sqlx::SqliteConnection;
@@ -128,8 +155,15 @@ impl std::ops::DerefMut for WriteTx {
 impl WriteTx {
     /// Commits, then counts the commit (after it: a lookup that sees the count sees the rows).
     pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
-        let r = self.tx.commit().await;
-        hot::committed(&self.commits);
+        let WriteTx {
+            tx,
+            commits,
+            mut turn,
+        } = self;
+        let r = tx.commit().await;
+        // a failed commit leaves the transaction open, and dropping it queues its rollback
+        turn.committed = r.is_ok();
+        hot::committed(&commits);
         r
     }
 }
@@ -284,9 +318,14 @@ impl Store {
         turn: &WriteTurn,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
-        let _turn = turn.lock().await;
+        let mut turn = turn.lock().await;
         if write.is_closed() {
             return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
+        }
+        if turn.rollback_queued {
+            // the pooled connection comes back once its rollback has run
+            drop(write.acquire().await?);
+            turn.rollback_queued = false;
         }
         tokio::task::spawn_blocking(f)
             .await
@@ -294,11 +333,17 @@ impl Store {
     }
 
     pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
-        let turn = self.turn.clone().lock_owned().await;
+        let mut guard = self.turn.clone().lock_owned().await;
+        let tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        // the pool handed the connection out: any rollback queued on it has run
+        guard.rollback_queued = false;
         Ok(WriteTx {
-            tx: self.write.begin_with("BEGIN IMMEDIATE").await?,
+            tx,
             commits: self.commits.clone(),
-            _turn: turn,
+            turn: HeldTurn {
+                guard,
+                committed: false,
+            },
         })
     }
 

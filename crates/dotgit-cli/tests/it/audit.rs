@@ -804,6 +804,13 @@ async fn metrics_count_authentications_and_the_audit_queue() {
         r.text
     );
     assert!(r.text.contains("dotgit_audit_queue_depth "));
+    // a count of the process's (the tests share it): present, and a number
+    let waits = r
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("dotgit_store_writer_lock_waits_total "))
+        .unwrap_or_else(|| panic!("{}", r.text));
+    assert!(waits.parse::<u64>().is_ok(), "{waits}");
     assert!(r
         .text
         .contains("dotgit_request_duration_seconds_bucket{le=\"+Inf\"}"));

@@ -1,0 +1,168 @@
+//! The batching writers and SQLite's write lock (ADR 0015's addenda). Within one process the
+//! write turn keeps them from ever meeting the lock: a write refused inside its transaction
+//! gives the turn back only once its rollback is done. Another process's write is waited for,
+//! and each wait is counted (`writer_lock_waits`, `dotgit_store_writer_lock_waits_total`).
+//!
+//! The count is the process's, so this file is a test binary of its own and its tests take
+//! turns.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dotgit_core::audit::AuditEvent;
+use dotgit_store::{writer_lock_waits, JwtKeyRow, Store, StoreError};
+use std::time::Duration;
+
+mod common;
+
+const T: i64 = 1_795_953_600;
+
+/// The tests of this binary read one process-wide count: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn with_account(db: &std::path::Path) -> Store {
+    let store = Store::open(db).await.unwrap();
+    let p = common::pool(db).await;
+    sqlx::query(
+        "INSERT INTO accounts (id, username, password_hash, plan, created_at)
+         VALUES ('acct_1', 'alice', 'x', 'pro', 0)",
+    )
+    .execute(&p)
+    .await
+    .unwrap();
+    p.close().await;
+    store
+}
+
+fn jwt_key(kid: &str, name: &str) -> JwtKeyRow {
+    JwtKeyRow {
+        kid: kid.into(),
+        account_id: "acct_1".into(),
+        name: name.into(),
+        issuer: "ci".into(),
+        public_key_pem: "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n".into(),
+        thumbprint: format!("thumb-{kid}"),
+        allowed_scopes: "repo:read".into(),
+        max_lifetime_seconds: 3600,
+        single_use: false,
+        created_at: T,
+    }
+}
+
+/// A per-request event the audit writer appends to the database file (a failure: successes
+/// alone go to the activity file).
+fn failure(id: &str) -> AuditEvent {
+    AuditEvent {
+        id: id.into(),
+        time: T,
+        request_id: format!("req_{id}"),
+        event_type: "auth.failed".to_owned().into(),
+        account_id: Some("acct_1".into()),
+        credential_id: Some("key_x".into()),
+        source_ip: Some("192.0.2.7".into()),
+        user_agent: None,
+        outcome: "failure".to_owned().into(),
+        reason: Some("unknown_key".into()),
+    }
+}
+
+fn lifecycle(id: &str) -> AuditEvent {
+    AuditEvent {
+        event_type: "jwt_key.created".to_owned().into(),
+        outcome: "success".to_owned().into(),
+        reason: None,
+        credential_id: None,
+        source_ip: None,
+        ..failure(id)
+    }
+}
+
+async fn failures_stored(store: &Store) -> usize {
+    store
+        .list_audit(
+            &dotgit_store::AuditFilter {
+                account_id: Some("acct_1".into()),
+                event_type: Some("auth.failed".into()),
+                ..Default::default()
+            },
+            1000,
+        )
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn a_refused_write_is_rolled_back_before_the_next_writer_begins() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = with_account(&dir.path().join("dotgit.db")).await;
+    store
+        .insert_jwt_key(&jwt_key("jwk_0", "deploy"), &lifecycle("evt_0"))
+        .await
+        .unwrap();
+    let before = writer_lock_waits();
+    for i in 0..100 {
+        // refused after `BEGIN IMMEDIATE` on the pooled writer: its transaction is dropped
+        // uncommitted, and the audit writer's batch takes the turn right after
+        let dup = store
+            .insert_jwt_key(
+                &jwt_key(&format!("jwk_{}", i + 1), "deploy"),
+                &lifecycle(&format!("evt_dup_{i}")),
+            )
+            .await;
+        assert!(matches!(dup, Err(StoreError::Conflict("name"))), "{dup:?}");
+        store
+            .append_audit(&[failure(&format!("evt_{i}"))])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        writer_lock_waits() - before,
+        0,
+        "the audit writer met the lock of a refused write's rollback"
+    );
+    assert_eq!(failures_stored(&store).await, 100);
+    // the refused writes left nothing: one key, its one event
+    assert_eq!(store.list_jwt_keys("acct_1").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn another_process_s_write_is_waited_for_and_counted() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let store = with_account(&db).await;
+    let before = writer_lock_waits();
+
+    // another process (here, a connection behind the store's back) holds the write lock
+    let other = common::pool(&db).await;
+    let mut held = other.begin().await.unwrap();
+    sqlx::query("UPDATE accounts SET plan = 'enterprise' WHERE id = 'acct_1'")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+
+    let append = tokio::spawn({
+        let store = store.clone();
+        async move { store.append_audit(&[failure("evt_waits")]).await }
+    });
+    // the audit writer finds the lock taken and waits (its busy handler counts the wait)
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while writer_lock_waits() == before {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the audit writer never waited for the lock");
+    assert!(!append.is_finished());
+
+    held.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), append)
+        .await
+        .expect("the audit writer did not go on after the lock was released")
+        .unwrap()
+        .unwrap();
+    assert_eq!(writer_lock_waits() - before, 1);
+    assert_eq!(failures_stored(&store).await, 1);
+    other.close().await;
+}
