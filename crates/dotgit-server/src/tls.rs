@@ -130,7 +130,7 @@ pub fn cipher_suites() -> Vec<rustls::SupportedCipherSuite> {
 /// ticket for the next. A client that opens several at once can ask for more (RFC 9149), up to
 /// [`TLS13_TICKETS_ON_REQUEST`]. The sessions the tickets name live in rustls' in-memory cache of
 /// 256, so one a handshake keeps the last 256 connections resumable instead of 128; and a second
-/// ticket cost a full handshake 1–2 % of its server CPU (docs/performance.md, session 21).
+/// ticket cost a full handshake 1–2 % of its server CPU (docs/performance-history.md, session 21).
 pub const TLS13_TICKETS: usize = 1;
 
 /// The most tickets a client's RFC 9149 `ticket_request` extension is given.

@@ -13,7 +13,7 @@
 //!
 //! Before, every flush wrote every key used in the last 5 s: 100,000 keys in steady use cost
 //! 20,000 random row writes a second. Now the same keys cost a twelfth of that
-//! (docs/adr/0021-last-use-resolution.md; docs/performance.md, session 14).
+//! (docs/adr/0021-last-use-resolution.md; docs/performance-history.md, session 14).
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -100,7 +100,7 @@ impl<K: Eq + Hash + Clone> Uses<K> {
 
     /// Writes the uses due at `now` (every pending one if `all`) with `write`, in chunks of at
     /// most [`CHUNK`], each its own transaction: the audit writer shares the writer connection,
-    /// and a flush of 100,000 keys in one transaction kept it waiting (docs/performance.md,
+    /// and a flush of 100,000 keys in one transaction kept it waiting (docs/performance-history.md,
     /// session 14). A chunk that fails is put back with the rest, for the next flush. Returns
     /// whether any chunk was written.
     pub async fn write_due<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(

@@ -7,7 +7,7 @@
 //! §4.6.1: a server MAY send tickets at any time after the client's `Finished`). Sent alone, they
 //! cost every new connection a write of its own, through the kernel's whole TCP path: a
 //! connection answering one request made 4 writes among its ~15.5 system calls, 3 now
-//! (docs/performance.md, session 21).
+//! (docs/performance-history.md, session 21).
 //!
 //! So, while [`Held::handshaking`], writes are kept and go out when the handshake next reads,
 //! which is when it waits for the peer: the server's flight still leaves before the server waits
