@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use common::jwt_key;
 use dotgit_core::audit::AuditEvent;
-use dotgit_store::{JwtKeyRow, Store, StoreError};
+use dotgit_store::{Store, StoreError};
 use std::time::Duration;
 
 mod common;
@@ -27,21 +28,6 @@ async fn with_account_and_key(db: &std::path::Path) -> Store {
     }
     p.close().await;
     store
-}
-
-fn jwt_key(kid: &str, name: &str) -> JwtKeyRow {
-    JwtKeyRow {
-        kid: kid.into(),
-        account_id: "acct_1".into(),
-        name: name.into(),
-        issuer: "ci".into(),
-        public_key_pem: "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n".into(),
-        thumbprint: format!("thumb-{kid}"),
-        allowed_scopes: "repo:read".into(),
-        max_lifetime_seconds: 3600,
-        single_use: false,
-        created_at: T,
-    }
 }
 
 fn event(id: &str) -> AuditEvent {

@@ -8,8 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use common::jwt_key;
 use dotgit_core::audit::AuditEvent;
-use dotgit_store::{writer_lock_waits, JwtKeyRow, Store, StoreError};
+use dotgit_store::{writer_lock_waits, Store, StoreError};
 use std::time::Duration;
 
 mod common;
@@ -31,21 +32,6 @@ async fn with_account(db: &std::path::Path) -> Store {
     .unwrap();
     p.close().await;
     store
-}
-
-fn jwt_key(kid: &str, name: &str) -> JwtKeyRow {
-    JwtKeyRow {
-        kid: kid.into(),
-        account_id: "acct_1".into(),
-        name: name.into(),
-        issuer: "ci".into(),
-        public_key_pem: "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n".into(),
-        thumbprint: format!("thumb-{kid}"),
-        allowed_scopes: "repo:read".into(),
-        max_lifetime_seconds: 3600,
-        single_use: false,
-        created_at: T,
-    }
 }
 
 /// A per-request event the audit writer appends to the database file (a failure: successes

@@ -62,3 +62,20 @@ pub async fn oauth_parties(pool: &SqlitePool) {
         sqlx::query(sql).execute(pool).await.unwrap();
     }
 }
+
+/// A JWT key row of account `acct_1`, made at 2026-11-29 12:00 UTC (the store never parses its
+/// PEM).
+pub fn jwt_key(kid: &str, name: &str) -> dotgit_store::JwtKeyRow {
+    dotgit_store::JwtKeyRow {
+        kid: kid.into(),
+        account_id: "acct_1".into(),
+        name: name.into(),
+        issuer: "ci".into(),
+        public_key_pem: "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n".into(),
+        thumbprint: format!("thumb-{kid}"),
+        allowed_scopes: "repo:read".into(),
+        max_lifetime_seconds: 3600,
+        single_use: false,
+        created_at: 1_795_953_600,
+    }
+}
