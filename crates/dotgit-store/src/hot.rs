@@ -388,8 +388,8 @@ pub fn writer_lock_waits() -> u64 {
 }
 
 /// The batching writers' busy handler: SQLite's own (`sqlite3_busy_timeout`) waits 1, 2, 5, 10,
-/// 15, 20, 25, 25, 25, 50, 50, then 100 ms at a time, for 5 s in all; this one waits the same and
-/// counts each wait (its first retry) in [`writer_lock_waits`].
+/// 15, 20, 25, 25, 25, 50, 50, then 100 ms at a time, 5 s in all; this one waits the same steps
+/// while they fit in 5 s, and counts each wait (its first retry) in [`writer_lock_waits`].
 fn writer_busy(retries: i32) -> bool {
     const DELAYS_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
     const TIMEOUT_MS: u64 = 5_000;
