@@ -341,7 +341,7 @@ impl Metrics {
         );
         let _ = writeln!(
             o,
-            "# HELP dotgit_store_writer_lock_waits_total Times a batching writer (audit, refresh) found the database's write lock taken, by another process, and waited."
+            "# HELP dotgit_store_writer_lock_waits_total Times a batching writer (audit, refresh) found the write lock of the database or its activity file taken and waited for it."
         );
         let _ = writeln!(o, "# TYPE dotgit_store_writer_lock_waits_total counter");
         let _ = writeln!(

@@ -380,31 +380,45 @@ pub(crate) fn open_writer(path: &Path, synchronous: &str) -> rusqlite::Result<Co
 static WRITER_LOCK_WAITS: AtomicU64 = AtomicU64::new(0);
 
 /// How many times, since the process started, a batching writer (the audit writer, the refresh
-/// writer) found SQLite's write lock taken and waited for it. Within one process the write turn
-/// keeps this at 0 (`WriteTurn`); another process writing the file, such as the command line,
-/// makes it move. Exported as `dotgit_store_writer_lock_waits_total`.
+/// writer) found the write lock of the database file or of its activity file taken and waited
+/// for it. The process's own writes take turns (`WriteTurn`) and leave it at 0; it moves when
+/// another process writes the files (the command line beside the server), or when a pooled
+/// write of this process did not settle within the pool's acquire timeout (`Store::on_writer`).
+/// Exported as `dotgit_store_writer_lock_waits_total`.
 pub fn writer_lock_waits() -> u64 {
     WRITER_LOCK_WAITS.load(Ordering::Relaxed)
 }
 
-/// The batching writers' busy handler: SQLite's own (`sqlite3_busy_timeout`) waits 1, 2, 5, 10,
-/// 15, 20, 25, 25, 25, 50, 50, then 100 ms at a time, 5 s in all; this one waits the same steps
-/// while they fit in 5 s, and counts each wait (its first retry) in [`writer_lock_waits`].
+/// The batching writers' busy handler, SQLite's own (`sqlite3_busy_timeout`) with a count: it
+/// waits 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, then 100 ms at a time, the last wait cut to
+/// end at 5 s, and counts each wait (its first retry) in [`writer_lock_waits`].
 fn writer_busy(retries: i32) -> bool {
-    const DELAYS_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
-    const TIMEOUT_MS: u64 = 5_000;
     let n = usize::try_from(retries).unwrap_or(0);
     if n == 0 {
         WRITER_LOCK_WAITS.fetch_add(1, Ordering::Relaxed);
     }
-    let delay = DELAYS_MS[n.min(DELAYS_MS.len() - 1)];
-    let waited: u64 = DELAYS_MS.iter().take(n).sum::<u64>()
-        + n.saturating_sub(DELAYS_MS.len()) as u64 * DELAYS_MS[DELAYS_MS.len() - 1];
-    if waited + delay > TIMEOUT_MS {
-        return false;
+    match busy_delay_ms(n) {
+        Some(ms) => {
+            std::thread::sleep(Duration::from_millis(ms));
+            true
+        }
+        None => false,
     }
-    std::thread::sleep(Duration::from_millis(delay));
-    true
+}
+
+/// The busy handler's wait before its retry number `n` (0 first), or `None` once 5 s have
+/// been waited.
+fn busy_delay_ms(n: usize) -> Option<u64> {
+    const DELAYS_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+    const TIMEOUT_MS: u64 = 5_000;
+    let last = DELAYS_MS[DELAYS_MS.len() - 1];
+    let waited = DELAYS_MS
+        .iter()
+        .take(n)
+        .sum::<u64>()
+        .saturating_add((n.saturating_sub(DELAYS_MS.len()) as u64).saturating_mul(last));
+    let delay = DELAYS_MS[n.min(DELAYS_MS.len() - 1)].min(TIMEOUT_MS.saturating_sub(waited));
+    (delay > 0).then_some(delay)
 }
 
 /// WAL pages after which a committing writer copies the WAL back into the database.
@@ -653,4 +667,17 @@ fn token_grant_account(
         ))
     })
     .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The same steps as SQLite's `sqliteDefaultBusyCallback`, 5 s in all.
+    #[test]
+    fn the_busy_handler_waits_sqlite_s_steps_for_five_seconds() {
+        let delays: Vec<u64> = (0..).map_while(super::busy_delay_ms).collect();
+        assert_eq!(delays[..12], [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100]);
+        assert_eq!(delays.iter().sum::<u64>(), 5_000);
+        assert_eq!(delays.len(), 59);
+        assert_eq!(super::busy_delay_ms(usize::MAX), None);
+    }
 }

@@ -98,35 +98,24 @@ pub(crate) struct WriteTx {
     tx: Transaction<'static, Sqlite>,
     commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Declared last, so dropped last: the transaction is finished (or its rollback queued on
-    /// the pooled connection) before the next write may start.
-    turn: HeldTurn,
-}
-
-/// The turn a [`WriteTx`] holds. Dropped before its commit succeeded (an error inside the
-/// transaction, a failed commit), it notes that the pooled connection has a rollback queued.
-struct HeldTurn {
-    guard: tokio::sync::OwnedMutexGuard<TurnState>,
-    committed: bool,
-}
-
-impl Drop for HeldTurn {
-    fn drop(&mut self) {
-        if !self.committed {
-            self.guard.rollback_queued = true;
-        }
-    }
+    /// the pooled connection) before the next write may start. Its
+    /// [`TurnState::pooled_unsettled`] is cleared by a successful commit only.
+    turn: tokio::sync::OwnedMutexGuard<TurnState>,
 }
 
 /// What the write turn guards.
 #[derive(Debug, Default)]
 pub(crate) struct TurnState {
-    /// The pooled writer's last transaction was dropped uncommitted. sqlx queues its rollback on
-    /// the connection's thread and hands the connection back to the pool once that has run
-    /// (`PoolConnection`'s return pings it): until then SQLite's write lock may still be held.
-    /// The pooled writer's next use waits for the connection anyway; a batching writer waits
-    /// for it here ([`Store::on_writer`]) instead of on SQLite's busy handler, which sleeps 1 ms
-    /// and more at a time.
-    rollback_queued: bool,
+    /// A use of the pooled writer began and was not seen to end: a transaction dropped
+    /// uncommitted (an error inside it, a failed commit, a cancelled caller), a `BEGIN` or a
+    /// single statement whose caller went away while it ran. sqlx finishes what is left on the
+    /// connection's thread (the queued rollback, the statement's last step) and hands the
+    /// connection back to the pool only after that (`PoolConnection`'s return pings it, behind
+    /// whatever is queued): until then SQLite's write lock may still be held. The pooled
+    /// writer's next use waits for the connection anyway; a batching writer waits for it here
+    /// ([`Store::on_writer`]) instead of on SQLite's busy handler, which sleeps 1 ms and more at
+    /// a time. Set before every pooled use starts, cleared when one ends cleanly.
+    pooled_unsettled: bool,
 }
 
 /// The process's turn to write. The database has one writer at a time; this process has three
@@ -161,8 +150,11 @@ impl WriteTx {
             mut turn,
         } = self;
         let r = tx.commit().await;
-        // a failed commit leaves the transaction open, and dropping it queues its rollback
-        turn.committed = r.is_ok();
+        // a failed commit leaves the transaction open, and dropping it queues its rollback: the
+        // connection stays unsettled
+        if r.is_ok() {
+            turn.pooled_unsettled = false;
+        }
         hot::committed(&commits);
         r
     }
@@ -322,10 +314,16 @@ impl Store {
         if write.is_closed() {
             return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
         }
-        if turn.rollback_queued {
-            // the pooled connection comes back once its rollback has run
-            drop(write.acquire().await?);
-            turn.rollback_queued = false;
+        if turn.pooled_unsettled {
+            // the pooled connection comes back once what was left on it has run
+            match write.acquire().await {
+                Ok(conn) => drop(conn),
+                // the pool is closing, or the connection did not come back within the pool's
+                // acquire timeout: go on, and let SQLite's busy handler wait for the lock (a
+                // failed batch would lose its events or rotations)
+                Err(e) => tracing::warn!(error = %e, "waiting for the pooled writer to settle"),
+            }
+            turn.pooled_unsettled = false;
         }
         tokio::task::spawn_blocking(f)
             .await
@@ -333,17 +331,15 @@ impl Store {
     }
 
     pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
-        let mut guard = self.turn.clone().lock_owned().await;
+        let mut turn = self.turn.clone().lock_owned().await;
+        // set before the connection is used: a caller that goes away during the `BEGIN`, or a
+        // transaction that is not committed, leaves it set
+        turn.pooled_unsettled = true;
         let tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        // the pool handed the connection out: any rollback queued on it has run
-        guard.rollback_queued = false;
         Ok(WriteTx {
             tx,
             commits: self.commits.clone(),
-            turn: HeldTurn {
-                guard,
-                committed: false,
-            },
+            turn,
         })
     }
 
@@ -353,8 +349,14 @@ impl Store {
         &self,
         q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     ) -> std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error> {
-        let _turn = self.turn.lock().await;
+        let mut turn = self.turn.lock().await;
+        // set before the statement starts: a caller that goes away while it runs leaves it set
+        turn.pooled_unsettled = true;
         let r = q.execute(&self.write).await;
+        if matches!(r, Ok(_) | Err(sqlx::Error::Database(_))) {
+            // the statement ran to its end (or SQLite refused it, and rolled it back)
+            turn.pooled_unsettled = false;
+        }
         self.committed();
         r
     }

@@ -1,7 +1,8 @@
 //! The batching writers and SQLite's write lock (ADR 0015's addenda). Within one process the
-//! write turn keeps them from ever meeting the lock: a write refused inside its transaction
-//! gives the turn back only once its rollback is done. Another process's write is waited for,
-//! and each wait is counted (`writer_lock_waits`, `dotgit_store_writer_lock_waits_total`).
+//! write turn keeps them from meeting the lock: a write refused inside its transaction, or one
+//! whose caller went away while it ran, is over before a batching writer begins. Another
+//! process's write is waited for, and each wait is counted (`writer_lock_waits`,
+//! `dotgit_store_writer_lock_waits_total`).
 //!
 //! The count is the process's, so this file is a test binary of its own and its tests take
 //! turns.
@@ -87,7 +88,8 @@ async fn a_refused_write_is_rolled_back_before_the_next_writer_begins() {
         .await
         .unwrap();
     let before = writer_lock_waits();
-    for i in 0..100 {
+    // without the fix, a hundred tries met the lock 0 to 17 times (once in nine runs, 0)
+    for i in 0..300 {
         // refused after `BEGIN IMMEDIATE` on the pooled writer: its transaction is dropped
         // uncommitted, and the audit writer's batch takes the turn right after
         let dup = store
@@ -107,9 +109,60 @@ async fn a_refused_write_is_rolled_back_before_the_next_writer_begins() {
         0,
         "the audit writer met the lock of a refused write's rollback"
     );
-    assert_eq!(failures_stored(&store).await, 100);
+    assert_eq!(failures_stored(&store).await, 300);
     // the refused writes left nothing: one key, its one event
     assert_eq!(store.list_jwt_keys("acct_1").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_statement_whose_caller_went_away_ends_before_the_next_writer_begins() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dotgit.db");
+    let store = with_account(&db).await;
+    // a project with enough deployments that deleting it (their cascade) runs for a while
+    let p = common::pool(&db).await;
+    sqlx::query(
+        "INSERT INTO projects (account_id, slug, name, created_at) VALUES ('acct_1', 'big', 'Big', 0)",
+    )
+    .execute(&p)
+    .await
+    .unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+         INSERT INTO deployments (id, account_id, project_slug, ref, environment, status, created_at)
+         SELECT 'dep_' || i, 'acct_1', 'big', 'main', 'production', 'succeeded', i FROM n",
+    )
+    .execute(&p)
+    .await
+    .unwrap();
+    let before = writer_lock_waits();
+
+    // the caller gives up while the DELETE runs on sqlx's connection thread, which runs it out
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(20),
+        store.delete_project("acct_1", "big"),
+    )
+    .await;
+    assert!(
+        gave_up.is_err(),
+        "the delete ended within 20 ms: {gave_up:?}"
+    );
+    store.append_audit(&[failure("evt_after")]).await.unwrap();
+    assert_eq!(
+        writer_lock_waits() - before,
+        0,
+        "the audit writer met the lock of a statement still running"
+    );
+    assert_eq!(failures_stored(&store).await, 1);
+    // the statement ran out whole: the project and every deployment are gone
+    assert!(store.get_project("acct_1", "big").await.unwrap().is_none());
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM deployments")
+        .fetch_one(&p)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    p.close().await;
 }
 
 #[tokio::test]
