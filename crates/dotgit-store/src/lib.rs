@@ -303,14 +303,16 @@ impl Store {
     }
 
     /// Runs blocking writer work `f` (on a rusqlite connection of its own) in the write turn:
-    /// no other write runs, or waits on SQLite's write lock, meanwhile. Refused once the store is
-    /// closed. Used by the batching writers (`audit::soft_write`, `refresh`).
+    /// no other write runs, or waits on SQLite's write lock, meanwhile. The turn goes with `f`
+    /// to its thread and is given back when `f` returns, even if the caller stopped waiting.
+    /// Refused once the store is closed. Used by the batching writers (`audit::soft_write`,
+    /// `refresh`).
     pub(crate) async fn on_writer<T: Send + 'static>(
         write: &SqlitePool,
         turn: &WriteTurn,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
-        let mut turn = turn.lock().await;
+        let mut turn = turn.clone().lock_owned().await;
         if write.is_closed() {
             return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
         }
@@ -318,16 +320,23 @@ impl Store {
             // the pooled connection comes back once what was left on it has run
             match write.acquire().await {
                 Ok(conn) => drop(conn),
-                // the pool is closing, or the connection did not come back within the pool's
-                // acquire timeout: go on, and let SQLite's busy handler wait for the lock (a
-                // failed batch would lose its events or rotations)
+                Err(sqlx::Error::PoolClosed) => {
+                    return Err(StoreError::Unavailable(sqlx::Error::PoolClosed))
+                }
+                // it did not come back within the pool's acquire timeout: go on, and let
+                // SQLite's busy handler wait for the lock (a failed batch would lose its events
+                // or rotations)
                 Err(e) => tracing::warn!(error = %e, "waiting for the pooled writer to settle"),
             }
             turn.pooled_unsettled = false;
         }
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| StoreError::Stopped(format!("writer task failed: {e}")))
+        tokio::task::spawn_blocking(move || {
+            let r = f();
+            drop(turn);
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Stopped(format!("writer task failed: {e}")))
     }
 
     pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
