@@ -341,7 +341,7 @@ impl Metrics {
         );
         let _ = writeln!(
             o,
-            "# HELP dotgit_store_writer_lock_waits_total Times a batching writer (audit, refresh) found the write lock of the database or its activity file taken and waited for it."
+            "# HELP dotgit_store_writer_lock_waits_total Times the audit or refresh writer (or the start-up move of last-use times) found the write lock of the database or its activity file taken and waited for it."
         );
         let _ = writeln!(o, "# TYPE dotgit_store_writer_lock_waits_total counter");
         let _ = writeln!(

@@ -662,8 +662,12 @@ impl Store {
         &self,
         f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<bool> + Send + 'static,
     ) -> Result<()> {
-        let (path, slot) = (self.path.clone(), self.audit_writer.clone());
-        let changed = Store::on_writer(&self.write, &self.turn, move || -> Result<bool> {
+        let (path, slot, commits) = (
+            self.path.clone(),
+            self.audit_writer.clone(),
+            self.commits.clone(),
+        );
+        let write = move || -> Result<bool> {
             let mut slot = lock_fresh(&slot);
             let w = match slot.as_mut() {
                 Some(w) => w,
@@ -693,13 +697,19 @@ impl Store {
                 }
             }
             r.map_err(StoreError::Hot)
+        };
+        Store::on_writer(&self.write, &self.turn, move || -> Result<bool> {
+            let changed = write();
+            // counted on the writer's thread, before the turn is given back, so that it is
+            // counted even if the caller stopped waiting; a failed transaction may have been a
+            // failed commit: counted too, to be safe
+            if !matches!(changed, Ok(false)) {
+                crate::hot::committed(&commits);
+            }
+            changed
         })
-        .await?;
-        // a failed transaction may have been a failed commit: counted too, to be safe
-        if !matches!(changed, Ok(false)) {
-            self.committed();
-        }
-        changed.map(|_| ())
+        .await?
+        .map(|_| ())
     }
 
     /// Syncs to disk what the audit writer committed since it last did (the writer calls this

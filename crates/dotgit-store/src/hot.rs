@@ -380,10 +380,11 @@ pub(crate) fn open_writer(path: &Path, synchronous: &str) -> rusqlite::Result<Co
 static WRITER_LOCK_WAITS: AtomicU64 = AtomicU64::new(0);
 
 /// How many times, since the process started, a batching writer (the audit writer, the refresh
-/// writer) found the write lock of the database file or of its activity file taken and waited
-/// for it. The process's own writes take turns (`WriteTurn`) and leave it at 0; it moves when
-/// another process writes the files (the command line beside the server), or when a pooled
-/// write of this process did not settle within the pool's acquire timeout (`Store::on_writer`).
+/// writer) or the start-up move of last-use times (`audit::move_last_use`) found the write lock
+/// of the database file or of its activity file taken and waited for it. A store's own writes
+/// take turns (`WriteTurn`) and leave it at 0; it moves when another process writes the files
+/// (the command line beside the server), or when a pooled write of this process ran past the
+/// pool's acquire timeout and a batching writer went on without it (`Store::on_writer`).
 /// Exported as `dotgit_store_writer_lock_waits_total`.
 pub fn writer_lock_waits() -> u64 {
     WRITER_LOCK_WAITS.load(Ordering::Relaxed)

@@ -319,16 +319,18 @@ impl Store {
         if turn.pooled_unsettled {
             // the pooled connection comes back once what was left on it has run
             match write.acquire().await {
-                Ok(conn) => drop(conn),
+                Ok(conn) => {
+                    drop(conn);
+                    turn.pooled_unsettled = false;
+                }
                 Err(sqlx::Error::PoolClosed) => {
                     return Err(StoreError::Unavailable(sqlx::Error::PoolClosed))
                 }
-                // it did not come back within the pool's acquire timeout: go on, and let
-                // SQLite's busy handler wait for the lock (a failed batch would lose its events
-                // or rotations)
+                // it did not come back within the pool's acquire timeout (a statement running
+                // that long): go on and let SQLite's busy handler wait for the lock too; the
+                // flag stays set, so the next batch waits for the connection again
                 Err(e) => tracing::warn!(error = %e, "waiting for the pooled writer to settle"),
             }
-            turn.pooled_unsettled = false;
         }
         tokio::task::spawn_blocking(move || {
             let r = f();

@@ -156,7 +156,10 @@ async fn a_statement_whose_caller_went_away_ends_before_the_next_writer_begins()
     );
     assert_eq!(failures_stored(&store).await, 1);
     // the statement ran out whole: the project and every deployment are gone
-    assert!(store.get_project("acct_1", "big").await.unwrap().is_none());
+    assert!(
+        store.get_project("acct_1", "big").await.unwrap().is_none(),
+        "the delete never started (the caller gave up before it reached sqlx's thread)"
+    );
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM deployments")
         .fetch_one(&p)
         .await
