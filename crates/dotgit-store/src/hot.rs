@@ -383,8 +383,8 @@ static WRITER_LOCK_WAITS: AtomicU64 = AtomicU64::new(0);
 /// writer) or the start-up move of last-use times (`audit::move_last_use`) found the write lock
 /// of the database file or of its activity file taken and waited for it. A store's own writes
 /// take turns (`WriteTurn`) and leave it at 0; it moves when another process writes the files
-/// (the command line beside the server), or when a pooled write of this process ran past the
-/// pool's acquire timeout and a batching writer went on without it (`Store::on_writer`).
+/// (the command line beside the server), or when a pooled write of this process ran longer than
+/// a batching writer waits for it (10 s) and the writer went on (`Store::on_writer`).
 /// Exported as `dotgit_store_writer_lock_waits_total`.
 pub fn writer_lock_waits() -> u64 {
     WRITER_LOCK_WAITS.load(Ordering::Relaxed)

@@ -104,7 +104,7 @@ pub(crate) struct WriteTx {
 }
 
 /// What the write turn guards.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TurnState {
     /// A use of the pooled writer began and was not seen to end: a transaction dropped
     /// uncommitted (an error inside it, a failed commit, a cancelled caller), a `BEGIN` or a
@@ -116,6 +116,22 @@ pub(crate) struct TurnState {
     /// ([`Store::on_writer`]) instead of on SQLite's busy handler, which sleeps 1 ms and more at
     /// a time. Set before every pooled use starts, cleared when one ends cleanly.
     pooled_unsettled: bool,
+    /// How long a batching writer waits for an unsettled pooled connection before it goes on
+    /// and leaves the wait to SQLite's busy handler ([`SETTLE_WAIT`]; shorter in a test).
+    settle_wait: Duration,
+}
+
+/// How long a batching writer waits for the pooled connection to settle: the pool's own acquire
+/// timeout. A statement that runs longer is waited for by SQLite's busy handler instead.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+impl Default for TurnState {
+    fn default() -> Self {
+        TurnState {
+            pooled_unsettled: false,
+            settle_wait: SETTLE_WAIT,
+        }
+    }
 }
 
 /// The process's turn to write. The database has one writer at a time; this process has three
@@ -318,18 +334,22 @@ impl Store {
         }
         if turn.pooled_unsettled {
             // the pooled connection comes back once what was left on it has run
-            match write.acquire().await {
-                Ok(conn) => {
+            match tokio::time::timeout(turn.settle_wait, write.acquire()).await {
+                Ok(Ok(conn)) => {
                     drop(conn);
                     turn.pooled_unsettled = false;
                 }
-                Err(sqlx::Error::PoolClosed) => {
+                Ok(Err(sqlx::Error::PoolClosed)) => {
                     return Err(StoreError::Unavailable(sqlx::Error::PoolClosed))
                 }
-                // it did not come back within the pool's acquire timeout (a statement running
-                // that long): go on and let SQLite's busy handler wait for the lock too; the
-                // flag stays set, so the next batch waits for the connection again
-                Err(e) => tracing::warn!(error = %e, "waiting for the pooled writer to settle"),
+                // it did not come back in time (a statement running that long): go on and let
+                // SQLite's busy handler wait for the lock too; the flag stays set, so the next
+                // batch waits for the connection again
+                Ok(Err(e)) => tracing::warn!(error = %e, "waiting for the pooled writer to settle"),
+                Err(_) => tracing::warn!(
+                    waited_ms = turn.settle_wait.as_millis(),
+                    "the pooled writer did not settle; waiting on the database's lock instead"
+                ),
             }
         }
         tokio::task::spawn_blocking(move || {
@@ -1153,4 +1173,88 @@ pub(crate) async fn invalidate(
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn failure(id: &str) -> AuditEvent {
+        AuditEvent {
+            id: id.into(),
+            time: 1_795_953_600,
+            request_id: format!("req_{id}"),
+            event_type: "auth.failed".to_owned().into(),
+            account_id: Some("acct_1".into()),
+            credential_id: Some("key_x".into()),
+            source_ip: Some("192.0.2.7".into()),
+            user_agent: None,
+            outcome: "failure".to_owned().into(),
+            reason: Some("unknown_key".into()),
+        }
+    }
+
+    /// A pooled statement that outlasts the settle wait: the batching writer goes on, waits for
+    /// the lock in SQLite's busy handler (counted), lands its batch, and leaves the flag set; the
+    /// next batch waits for the connection again and meets no lock.
+    #[tokio::test]
+    async fn a_batching_writer_goes_on_when_the_pooled_writer_does_not_settle() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("dotgit.db");
+        let store = Store::open(&db).await.unwrap();
+        let other = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::from_str("sqlite://")
+                    .unwrap()
+                    .filename(&db),
+            )
+            .await
+            .unwrap();
+        for q in [
+            "INSERT INTO accounts (id, username, password_hash, plan, created_at)
+             VALUES ('acct_1', 'alice', 'x', 'pro', 0)",
+            "INSERT INTO projects (account_id, slug, name, created_at)
+             VALUES ('acct_1', 'big', 'Big', 0)",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+             INSERT INTO deployments (id, account_id, project_slug, ref, environment, status, created_at)
+             SELECT 'dep_' || i, 'acct_1', 'big', 'main', 'production', 'succeeded', i FROM n",
+        ] {
+            sqlx::query(q).execute(&other).await.unwrap();
+        }
+        store.turn.lock().await.settle_wait = Duration::from_millis(30);
+        let before = hot::writer_lock_waits();
+
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(20),
+            store.delete_project("acct_1", "big"),
+        )
+        .await;
+        assert!(gave_up.is_err(), "the delete ended within 20 ms");
+        // the pooled connection does not come back within 30 ms: the batch goes on anyway
+        store.append_audit(&[failure("evt_1")]).await.unwrap();
+        assert_eq!(
+            hot::writer_lock_waits() - before,
+            1,
+            "the lock was not waited for"
+        );
+        assert!(store.turn.lock().await.pooled_unsettled);
+
+        store.append_audit(&[failure("evt_2")]).await.unwrap();
+        assert_eq!(hot::writer_lock_waits() - before, 1);
+        assert!(!store.turn.lock().await.pooled_unsettled);
+
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+            .fetch_one(&other)
+            .await
+            .unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM deployments")
+            .fetch_one(&other)
+            .await
+            .unwrap();
+        assert_eq!((events, left), (2, 0));
+        other.close().await;
+    }
 }
