@@ -1176,25 +1176,15 @@ pub(crate) async fn invalidate(
 }
 
 #[cfg(test)]
+#[path = "../tests/common/events.rs"]
+mod test_events;
+
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-
-    fn failure(id: &str) -> AuditEvent {
-        AuditEvent {
-            id: id.into(),
-            time: 1_795_953_600,
-            request_id: format!("req_{id}"),
-            event_type: "auth.failed".to_owned().into(),
-            account_id: Some("acct_1".into()),
-            credential_id: Some("key_x".into()),
-            source_ip: Some("192.0.2.7".into()),
-            user_agent: None,
-            outcome: "failure".to_owned().into(),
-            reason: Some("unknown_key".into()),
-        }
-    }
+    use crate::test_events::failure;
 
     /// A pooled statement that outlasts the settle wait: the batching writer goes on, waits for
     /// the lock in SQLite's busy handler (counted), lands its batch, and leaves the flag set; the

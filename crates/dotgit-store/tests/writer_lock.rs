@@ -1,6 +1,7 @@
 //! The batching writers and SQLite's write lock (ADR 0015's addenda). Within one process the
 //! write turn keeps them from meeting the lock: a write refused inside its transaction, or one
-//! whose caller went away while it ran, is over before a batching writer begins. Another
+//! whose caller went away while it ran, is over before a batching writer begins (one that runs
+//! longer than the writer's 10-s wait for it is the unit test's in `src/lib.rs`). Another
 //! process's write is waited for, and each wait is counted (`writer_lock_waits`,
 //! `dotgit_store_writer_lock_waits_total`).
 //!
@@ -9,14 +10,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use common::events::failure;
 use common::jwt_key;
 use dotgit_core::audit::AuditEvent;
 use dotgit_store::{writer_lock_waits, Store, StoreError};
 use std::time::Duration;
 
 mod common;
-
-const T: i64 = 1_795_953_600;
 
 /// The tests of this binary read one process-wide count: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -33,23 +33,6 @@ async fn with_account(db: &std::path::Path) -> Store {
     .unwrap();
     p.close().await;
     store
-}
-
-/// A per-request event the audit writer appends to the database file (a failure: successes
-/// alone go to the activity file).
-fn failure(id: &str) -> AuditEvent {
-    AuditEvent {
-        id: id.into(),
-        time: T,
-        request_id: format!("req_{id}"),
-        event_type: "auth.failed".to_owned().into(),
-        account_id: Some("acct_1".into()),
-        credential_id: Some("key_x".into()),
-        source_ip: Some("192.0.2.7".into()),
-        user_agent: None,
-        outcome: "failure".to_owned().into(),
-        reason: Some("unknown_key".into()),
-    }
 }
 
 fn lifecycle(id: &str) -> AuditEvent {

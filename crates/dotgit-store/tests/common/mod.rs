@@ -5,6 +5,8 @@
 // each test binary that includes this module uses only part of it
 #![allow(dead_code)]
 
+pub mod events;
+
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::SqlitePool;
 use std::path::Path;
