@@ -1176,15 +1176,15 @@ pub(crate) async fn invalidate(
 }
 
 #[cfg(test)]
-#[path = "../tests/common/events.rs"]
-mod test_events;
+#[path = "../tests/common/fixtures.rs"]
+mod test_fixtures;
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::test_events::failure;
+    use crate::test_fixtures::{account, big_project, failure};
 
     /// A pooled statement that outlasts the settle wait: the batching writer goes on, waits for
     /// the lock in SQLite's busy handler (counted), lands its batch, and leaves the flag set; the
@@ -1203,17 +1203,8 @@ mod tests {
             )
             .await
             .unwrap();
-        for q in [
-            "INSERT INTO accounts (id, username, password_hash, plan, created_at)
-             VALUES ('acct_1', 'alice', 'x', 'pro', 0)",
-            "INSERT INTO projects (account_id, slug, name, created_at)
-             VALUES ('acct_1', 'big', 'Big', 0)",
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
-             INSERT INTO deployments (id, account_id, project_slug, ref, environment, status, created_at)
-             SELECT 'dep_' || i, 'acct_1', 'big', 'main', 'production', 'succeeded', i FROM n",
-        ] {
-            sqlx::query(q).execute(&other).await.unwrap();
-        }
+        account(&other).await;
+        big_project(&other).await;
         store.turn.lock().await.settle_wait = Duration::from_millis(30);
         let before = hot::writer_lock_waits();
 

@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use common::events::failure;
+use common::fixtures::failure;
 use common::jwt_key;
 use dotgit_core::audit::AuditEvent;
 use dotgit_store::{writer_lock_waits, Store, StoreError};
@@ -24,13 +24,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn with_account(db: &std::path::Path) -> Store {
     let store = Store::open(db).await.unwrap();
     let p = common::pool(db).await;
-    sqlx::query(
-        "INSERT INTO accounts (id, username, password_hash, plan, created_at)
-         VALUES ('acct_1', 'alice', 'x', 'pro', 0)",
-    )
-    .execute(&p)
-    .await
-    .unwrap();
+    common::fixtures::account(&p).await;
     p.close().await;
     store
 }
@@ -105,20 +99,7 @@ async fn a_statement_whose_caller_went_away_ends_before_the_next_writer_begins()
     let store = with_account(&db).await;
     // a project with enough deployments that deleting it (their cascade) runs for a while
     let p = common::pool(&db).await;
-    sqlx::query(
-        "INSERT INTO projects (account_id, slug, name, created_at) VALUES ('acct_1', 'big', 'Big', 0)",
-    )
-    .execute(&p)
-    .await
-    .unwrap();
-    sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
-         INSERT INTO deployments (id, account_id, project_slug, ref, environment, status, created_at)
-         SELECT 'dep_' || i, 'acct_1', 'big', 'main', 'production', 'succeeded', i FROM n",
-    )
-    .execute(&p)
-    .await
-    .unwrap();
+    common::fixtures::big_project(&p).await;
     let before = writer_lock_waits();
 
     // the caller gives up while the DELETE runs on sqlx's connection thread, which runs it out

@@ -5,7 +5,7 @@
 // each test binary that includes this module uses only part of it
 #![allow(dead_code)]
 
-pub mod events;
+pub mod fixtures;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::SqlitePool;
